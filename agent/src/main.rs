@@ -1,0 +1,3 @@
+fn main() {
+    println!("kovs-agent: not yet implemented");
+}

@@ -1,0 +1,1 @@
+//! The kovs flow compiler: cluster model in, OpenFlow flows out. Pure: no I/O.

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything kovs needs to build, run and test on a fresh Debian machine.
+# Idempotent: does nothing when all tools are already there.
+set -euo pipefail
+
+need=()
+command -v ovs-vswitchd >/dev/null 2>&1 || need+=(openvswitch-switch)
+command -v ovs-ofctl >/dev/null 2>&1    || need+=(openvswitch-common)
+command -v ip >/dev/null 2>&1           || need+=(iproute2)
+command -v ethtool >/dev/null 2>&1      || need+=(ethtool)
+command -v ping >/dev/null 2>&1         || need+=(iputils-ping)
+command -v tcpdump >/dev/null 2>&1      || need+=(tcpdump)
+command -v pgrep >/dev/null 2>&1        || need+=(procps)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # policy-rc.d keeps the packaging from starting a system-wide OVS: kovs runs private ones.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
