@@ -1,0 +1,139 @@
+//! Sans-I/O OpenFlow 1.3 wire codec: typed messages to bytes and back.
+//!
+//! Encoding appends to a caller-owned `Vec<u8>` (reuse it and nothing allocates per message).
+//! Decoding borrows the input, checks every length before reading, and never panics.
+
+pub mod bundle;
+pub mod header;
+
+pub use header::*;
+
+use thiserror::Error;
+
+/// Why bytes could not be decoded. Decoding never panics; it returns one of these.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    #[error("truncated {what}: need {need} bytes, have {have}")]
+    Truncated {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
+    #[error("bad length {len} in {what}")]
+    BadLength { what: &'static str, len: usize },
+    #[error("unsupported OpenFlow version {0:#04x}")]
+    BadVersion(u8),
+    #[error("unknown {what} {value:#x}")]
+    Unknown { what: &'static str, value: u64 },
+    #[error("invalid {what}: {detail}")]
+    Invalid {
+        what: &'static str,
+        detail: &'static str,
+    },
+}
+
+/// A bounds-checked big-endian cursor over borrowed bytes.
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+    pub fn is_empty(&self) -> bool {
+        self.remaining() == 0
+    }
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+    pub fn rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
+    }
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        self.take_named(n, "message")
+    }
+    pub fn take_named(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        if self.remaining() < n {
+            return Err(DecodeError::Truncated {
+                what,
+                need: n,
+                have: self.remaining(),
+            });
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    pub fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
+        self.take(n).map(|_| ())
+    }
+    pub fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    pub fn u16(&mut self) -> Result<u16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    pub fn u64(&mut self) -> Result<u64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+}
+
+/// Appends big-endian integers to a buffer.
+pub(crate) trait PutBe {
+    fn put_u8(&mut self, v: u8);
+    fn put_u16(&mut self, v: u16);
+    fn put_u32(&mut self, v: u32);
+    fn put_u64(&mut self, v: u64);
+    fn put_zeros(&mut self, n: usize);
+    /// Overwrites a big-endian u16 at `at` (length back-patching).
+    fn patch_u16(&mut self, at: usize, v: u16);
+}
+
+impl PutBe for Vec<u8> {
+    #[inline]
+    fn put_u8(&mut self, v: u8) {
+        self.push(v);
+    }
+    #[inline]
+    fn put_u16(&mut self, v: u16) {
+        self.extend_from_slice(&v.to_be_bytes());
+    }
+    #[inline]
+    fn put_u32(&mut self, v: u32) {
+        self.extend_from_slice(&v.to_be_bytes());
+    }
+    #[inline]
+    fn put_u64(&mut self, v: u64) {
+        self.extend_from_slice(&v.to_be_bytes());
+    }
+    #[inline]
+    fn put_zeros(&mut self, n: usize) {
+        self.resize(self.len() + n, 0);
+    }
+    #[inline]
+    fn patch_u16(&mut self, at: usize, v: u16) {
+        self[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// Pads the buffer with zeros to a multiple of 8 bytes counted from `start`.
+#[inline]
+pub(crate) fn pad_to_8(buf: &mut Vec<u8>, start: usize) {
+    let len = buf.len() - start;
+    let padded = (len + 7) & !7;
+    buf.put_zeros(padded - len);
+}
