@@ -3,10 +3,19 @@
 //! Encoding appends to a caller-owned `Vec<u8>` (reuse it and nothing allocates per message).
 //! Decoding borrows the input, checks every length before reading, and never panics.
 
+pub mod action;
 pub mod bundle;
+pub mod display;
+pub mod flow;
 pub mod header;
+pub mod message;
+pub mod oxm;
 
+pub use action::{port, Action, Actions, Subfield};
+pub use flow::{Flow, FlowMod, FlowModCommand, FlowStats, Instructions};
 pub use header::*;
+pub use message::Message;
+pub use oxm::{Field, Match, MatchField};
 
 use thiserror::Error;
 
