@@ -1,1 +1,16 @@
 //! The kovs flow compiler: cluster model in, OpenFlow flows out. Pure: no I/O.
+//!
+//! `model` loads and validates Kubernetes objects; `compile` turns one node's view of them into
+//! flows (`docs/pipeline.md` is the table map); `compiler` does it incrementally; `flowset` keeps
+//! the result compact and diffs it.
+
+pub mod compile;
+pub mod compiler;
+pub mod flowset;
+pub mod ids;
+pub mod model;
+pub mod tables;
+
+pub use compile::{NodeConfig, Owner, PortMap, TunnelType};
+pub use compiler::{compile_all, Compiler};
+pub use flowset::{CompactFlow, Delta, FlowSet};

@@ -256,7 +256,7 @@ impl Field {
             Field::TunDst => fi(NXM_NX, 32, 4, 32, true, "tun_dst", "NXM_NX_TUN_IPV4_DST", Ipv4),
             Field::TunMetadata(n) => {
                 let n = (n & 63) as usize;
-                fi(NXM_NX, 40 + n as u8, MAX_TUN_METADATA_LEN, 128, true, TUN_MD_NAMES[n], TUN_MD_NXM[n], Hex)
+                fi(NXM_NX, 40 + n as u8, MAX_TUN_METADATA_LEN, 992, true, TUN_MD_NAMES[n], TUN_MD_NXM[n], Hex)
             }
             Field::Reg(n) => {
                 let n = (n & 15) as usize;
@@ -407,6 +407,8 @@ impl Field {
     /// The header OVS uses to name a whole field inside NX actions: NXM when the field has
     /// one, else OXM.
     pub fn action_header(self, len: u8) -> u32 {
+        // tun_metadata is named with its maximum size (124 bytes) in actions, as OVS does.
+        let len = if matches!(self, Field::TunMetadata(_)) { 124 } else { len };
         match self.nxm() {
             Some((class, code)) => ((class as u32) << 16) | ((code as u32) << 9) | len as u32,
             None => self.header(len, false),

@@ -1,0 +1,136 @@
+//! `kovs-agent compile`: print a node's flows for a state, in ovs-ofctl syntax.
+
+use std::io::Write;
+use std::path::Path;
+
+use pipelines::model::{load_path, Loaded};
+use pipelines::{Compiler, NodeConfig, TunnelType};
+
+use crate::cli::Args;
+
+pub const USAGE: &str = "kovs-agent compile --node NAME --state PATH... [--tunnel-type geneve|vxlan|stt] [--port IFACE_ID=OFPORT]...";
+
+/// Loads every path; a missing path is fatal (Err), a bad file is reported in `Loaded::errors`.
+pub fn load_state(paths: &[String]) -> Result<Loaded, String> {
+    if paths.is_empty() {
+        return Err("--state needs at least one file or directory".into());
+    }
+    let mut all = Loaded::default();
+    for p in paths {
+        if !Path::new(p).exists() {
+            return Err(format!("--state {p}: no such file or directory"));
+        }
+        all.merge(load_path(p));
+    }
+    Ok(all)
+}
+
+pub fn parse_tunnel(s: &str) -> Result<TunnelType, String> {
+    TunnelType::parse(s).ok_or_else(|| format!("--tunnel-type {s}: expected geneve, vxlan or stt"))
+}
+
+pub fn run(argv: &[String]) -> i32 {
+    let args = match Args::parse(argv, &["node", "state", "tunnel-type", "port"]) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("kovs-agent compile: {e}\nusage: {USAGE}");
+            return 1;
+        }
+    };
+    let Some(node) = args.one("node") else {
+        eprintln!("kovs-agent compile: --node is required\nusage: {USAGE}");
+        return 1;
+    };
+    let tunnel = match parse_tunnel(&args.or_env("tunnel-type", "TUNNEL_TYPE", "geneve")) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("kovs-agent compile: {e}");
+            return 1;
+        }
+    };
+    let loaded = match load_state(args.all("state")) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("kovs-agent compile: {e}");
+            return 1;
+        }
+    };
+    let mut cfg = NodeConfig::new(node, tunnel);
+    for p in args.all("port") {
+        let Some((iface, ofport)) = p.split_once('=') else {
+            eprintln!("kovs-agent compile: --port {p}: expected IFACE_ID=OFPORT");
+            return 1;
+        };
+        match ofport.parse::<u32>() {
+            Ok(n) if n > 0 && n < 0xff00 => {
+                cfg.ports.pods.insert(iface.to_string(), n);
+            }
+            _ => {
+                eprintln!("kovs-agent compile: --port {p}: OFPORT must be a port number (1..65279)");
+                return 1;
+            }
+        }
+    }
+    let compiler = Compiler::new(cfg, loaded.objects.clone());
+    let state = compiler.state();
+    if !state.nodes.contains_key(node) {
+        let known: Vec<&str> = state.nodes.keys().map(|s| s.as_str()).collect();
+        eprintln!(
+            "kovs-agent compile: unknown node {node:?} (nodes in the state: {})",
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        );
+        return 1;
+    }
+    let mut rejected = 0;
+    for e in &loaded.errors {
+        eprintln!("error: {e}");
+        rejected += 1;
+    }
+    for e in &state.errors {
+        eprintln!("error: {e}");
+        rejected += 1;
+    }
+    let missing = state
+        .pods_on_node(node)
+        .filter(|p| !compiler.config().ports.pods.contains_key(&p.iface_id()))
+        .count();
+    if missing > 0 {
+        eprintln!("note: {missing} pod(s) on {node} have no ofport yet (give --port <pod>.<namespace>=<ofport>); their port flows are left out, as the agent does until the port appears");
+    }
+    let text = render(&compiler);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if out.write_all(text.as_bytes()).is_err() {
+        return 1;
+    }
+    if rejected > 0 {
+        2
+    } else {
+        0
+    }
+}
+
+/// Flows of every bridge, each bridge under a `# bridge NAME` comment, sorted by table,
+/// priority (highest first) and match.
+pub fn render(compiler: &Compiler) -> String {
+    let mut rows: Vec<(u8, u8, std::cmp::Reverse<u16>, String)> = compiler
+        .flows()
+        .iter()
+        .map(|f| {
+            let text = f.to_flow().map(|fl| fl.to_string()).unwrap_or_else(|e| format!("# undecodable flow: {e}"));
+            (f.bridge(), f.table(), std::cmp::Reverse(f.priority()), text)
+        })
+        .collect();
+    rows.sort();
+    let mut s = String::new();
+    let mut last = None;
+    for (b, _, _, text) in rows {
+        if last != Some(b) {
+            s.push_str(&format!("# bridge {}\n", compiler.bridges().name(b)));
+            last = Some(b);
+        }
+        s.push_str(&text);
+        s.push('\n');
+    }
+    s
+}
