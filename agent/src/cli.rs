@@ -25,7 +25,14 @@ impl Args {
                     None => (flag.to_string(), None),
                 };
                 if !known.contains(&name.as_str()) {
-                    return Err(format!("unknown flag --{name} (known: {})", known.iter().map(|k| format!("--{k}")).collect::<Vec<_>>().join(", ")));
+                    return Err(format!(
+                        "unknown flag --{name} (known: {})",
+                        known
+                            .iter()
+                            .map(|k| format!("--{k}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
                 }
                 let entry = a.values.entry(name.clone()).or_default();
                 if let Some(v) = inline {
@@ -54,7 +61,10 @@ impl Args {
     }
 
     pub fn one(&self, name: &str) -> Option<&str> {
-        self.values.get(name).and_then(|v| v.last()).map(|s| s.as_str())
+        self.values
+            .get(name)
+            .and_then(|v| v.last())
+            .map(|s| s.as_str())
     }
 
     pub fn all(&self, name: &str) -> &[String] {

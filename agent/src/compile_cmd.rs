@@ -66,7 +66,9 @@ pub fn run(argv: &[String]) -> i32 {
                 cfg.ports.pods.insert(iface.to_string(), n);
             }
             _ => {
-                eprintln!("kovs-agent compile: --port {p}: OFPORT must be a port number (1..65279)");
+                eprintln!(
+                    "kovs-agent compile: --port {p}: OFPORT must be a port number (1..65279)"
+                );
                 return 1;
             }
         }
@@ -77,7 +79,11 @@ pub fn run(argv: &[String]) -> i32 {
         let known: Vec<&str> = state.nodes.keys().map(|s| s.as_str()).collect();
         eprintln!(
             "kovs-agent compile: unknown node {node:?} (nodes in the state: {})",
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
         );
         return 1;
     }
@@ -117,7 +123,10 @@ pub fn render(compiler: &Compiler) -> String {
         .flows()
         .iter()
         .map(|f| {
-            let text = f.to_flow().map(|fl| fl.to_string()).unwrap_or_else(|e| format!("# undecodable flow: {e}"));
+            let text = f
+                .to_flow()
+                .map(|fl| fl.to_string())
+                .unwrap_or_else(|e| format!("# undecodable flow: {e}"));
             (f.bridge(), f.table(), std::cmp::Reverse(f.priority()), text)
         })
         .collect();

@@ -5,7 +5,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 
-use flowlib::wire::action::{ct_flags, nat_flags, Controller2, Ct, Learn, LearnDst, LearnSrc, LearnSpec, Nat};
+use flowlib::wire::action::{
+    ct_flags, nat_flags, Controller2, Ct, Learn, LearnDst, LearnSpec, LearnSrc, Nat,
+};
 use flowlib::wire::display::{format_flow_flags, format_instructions, format_match};
 use flowlib::wire::flow::flow_flags;
 use flowlib::wire::oxm::{ct_state, eth_type, mac_to_u128, OFPVID_PRESENT};
@@ -45,11 +47,18 @@ fn sf(field: Field) -> Subfield {
 
 fn cases() -> Vec<Case> {
     let mut v = Vec::new();
-    let mut c = |flow: Flow, text: &'static str, canonical: bool| v.push(Case { flow, text, canonical });
+    let mut c = |flow: Flow, text: &'static str, canonical: bool| {
+        v.push(Case {
+            flow,
+            text,
+            canonical,
+        })
+    };
 
     // 1. route shape
     let mut m = Match::new();
-    m.eth_type(eth_type::IPV4).ipv4_dst("10.244.2.11".parse().unwrap());
+    m.eth_type(eth_type::IPV4)
+        .ipv4_dst("10.244.2.11".parse().unwrap());
     c(
         flow(20, 100, m, apply(vec![Action::set_field(Field::EthDst, mac_to_u128(mac("02:ee:00:00:02:01"))), Action::output(100)])),
         "table=20, priority=100,ip,nw_dst=10.244.2.11 actions=set_field:02:ee:00:00:02:01->eth_dst,output:100",
@@ -57,7 +66,9 @@ fn cases() -> Vec<Case> {
     );
     // 2. the 8-action ARP responder
     let mut m = Match::new();
-    m.eth_type(eth_type::ARP).set(Field::ArpOp, 1).set(Field::ArpTpa, ip("10.16.0.1"));
+    m.eth_type(eth_type::ARP)
+        .set(Field::ArpOp, 1)
+        .set(Field::ArpTpa, ip("10.16.0.1"));
     c(
         flow(
             10,
@@ -81,14 +92,26 @@ fn cases() -> Vec<Case> {
     let mut m = Match::new();
     m.in_port(7);
     c(
-        flow(0, 200, m, Instructions { goto_table: Some(10), ..Default::default() }),
+        flow(
+            0,
+            200,
+            m,
+            Instructions {
+                goto_table: Some(10),
+                ..Default::default()
+            },
+        ),
         "priority=200,in_port=7 actions=goto_table:10",
         true,
     );
     // 4. masked eth_src, exact eth_dst
     let mut m = Match::new();
-    m.set_masked(Field::EthSrc, mac_to_u128(mac("02:00:00:00:00:00")), mac_to_u128(mac("ff:ff:00:00:00:00")))
-        .eth_dst(mac("0a:0b:0c:0d:0e:0f"));
+    m.set_masked(
+        Field::EthSrc,
+        mac_to_u128(mac("02:00:00:00:00:00")),
+        mac_to_u128(mac("ff:ff:00:00:00:00")),
+    )
+    .eth_dst(mac("0a:0b:0c:0d:0e:0f"));
     c(
         flow(1, 10, m, apply(vec![Action::output(2)])),
         "table=1, priority=10,dl_src=02:00:00:00:00:00/ff:ff:00:00:00:00,dl_dst=0a:0b:0c:0d:0e:0f actions=output:2",
@@ -97,19 +120,40 @@ fn cases() -> Vec<Case> {
     // 5. VLAN present with id
     let mut m = Match::new();
     m.set(Field::VlanVid, (OFPVID_PRESENT | 100) as u128);
-    c(flow(0, 50, m, apply(vec![Action::PopVlan, Action::output(3)])), "priority=50,dl_vlan=100 actions=pop_vlan,output:3", true);
+    c(
+        flow(0, 50, m, apply(vec![Action::PopVlan, Action::output(3)])),
+        "priority=50,dl_vlan=100 actions=pop_vlan,output:3",
+        true,
+    );
     // 6. untagged only
     let mut m = Match::new();
     m.set(Field::VlanVid, 0);
-    c(flow(0, 50, m, apply(vec![Action::output(3)])), "priority=50,vlan_tci=0x0000/0x1fff actions=output:3", true);
+    c(
+        flow(0, 50, m, apply(vec![Action::output(3)])),
+        "priority=50,vlan_tci=0x0000/0x1fff actions=output:3",
+        true,
+    );
     // 7. any tag
     let mut m = Match::new();
-    m.set_masked(Field::VlanVid, OFPVID_PRESENT as u128, OFPVID_PRESENT as u128);
-    c(flow(0, 50, m, apply(vec![Action::output(3)])), "priority=50,vlan_tci=0x1000/0x1000 actions=output:3", true);
+    m.set_masked(
+        Field::VlanVid,
+        OFPVID_PRESENT as u128,
+        OFPVID_PRESENT as u128,
+    );
+    c(
+        flow(0, 50, m, apply(vec![Action::output(3)])),
+        "priority=50,vlan_tci=0x1000/0x1000 actions=output:3",
+        true,
+    );
     // 8. vid + pcp
     let mut m = Match::new();
-    m.set(Field::VlanVid, (OFPVID_PRESENT | 10) as u128).set(Field::VlanPcp, 3);
-    c(flow(0, 50, m, apply(vec![Action::output(3)])), "priority=50,dl_vlan=10,dl_vlan_pcp=3 actions=output:3", true);
+    m.set(Field::VlanVid, (OFPVID_PRESENT | 10) as u128)
+        .set(Field::VlanPcp, 3);
+    c(
+        flow(0, 50, m, apply(vec![Action::output(3)])),
+        "priority=50,dl_vlan=10,dl_vlan_pcp=3 actions=output:3",
+        true,
+    );
     // 9. IPv4 prefixes
     let mut m = Match::new();
     m.eth_type(eth_type::IPV4)
@@ -123,8 +167,15 @@ fn cases() -> Vec<Case> {
     // 10. IPv6
     let mut m = Match::new();
     m.eth_type(eth_type::IPV6)
-        .set(Field::Ipv6Src, u128::from("fd00::1".parse::<Ipv6Addr>().unwrap()))
-        .set_masked(Field::Ipv6Dst, u128::from("fd00:1::".parse::<Ipv6Addr>().unwrap()), u128::MAX << 64);
+        .set(
+            Field::Ipv6Src,
+            u128::from("fd00::1".parse::<Ipv6Addr>().unwrap()),
+        )
+        .set_masked(
+            Field::Ipv6Dst,
+            u128::from("fd00:1::".parse::<Ipv6Addr>().unwrap()),
+            u128::MAX << 64,
+        );
     c(
         flow(0, 10, m, apply(vec![Action::output(1)])),
         "priority=10,ipv6,ipv6_src=fd00::1,ipv6_dst=fd00:1::/64 actions=output:1",
@@ -133,34 +184,72 @@ fn cases() -> Vec<Case> {
     // 11. ip_dscp
     let mut m = Match::new();
     m.eth_type(eth_type::IPV4).set(Field::IpDscp, 8);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,ip,nw_tos=32 actions=output:1", true);
+    c(
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,ip,nw_tos=32 actions=output:1",
+        true,
+    );
     // 12. nw_ttl
     let mut m = Match::new();
     m.eth_type(eth_type::IPV4).set(Field::NwTtl, 1);
-    c(flow(0, 10, m, apply(vec![Action::controller(65535)])), "priority=10,ip,nw_ttl=1 actions=CONTROLLER:65535", true);
+    c(
+        flow(0, 10, m, apply(vec![Action::controller(65535)])),
+        "priority=10,ip,nw_ttl=1 actions=CONTROLLER:65535",
+        true,
+    );
     // 13. tcp ports
     let mut m = Match::new();
-    m.eth_type(eth_type::IPV4).set(Field::IpProto, 6).set(Field::TcpSrc, 1234).set(Field::TcpDst, 80);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,tcp,tp_src=1234,tp_dst=80 actions=output:1", true);
+    m.eth_type(eth_type::IPV4)
+        .set(Field::IpProto, 6)
+        .set(Field::TcpSrc, 1234)
+        .set(Field::TcpDst, 80);
+    c(
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,tcp,tp_src=1234,tp_dst=80 actions=output:1",
+        true,
+    );
     // 14. udp port
     let mut m = Match::new();
-    m.eth_type(eth_type::IPV4).set(Field::IpProto, 17).set(Field::UdpDst, 6081);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,udp,tp_dst=6081 actions=output:1", true);
+    m.eth_type(eth_type::IPV4)
+        .set(Field::IpProto, 17)
+        .set(Field::UdpDst, 6081);
+    c(
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,udp,tp_dst=6081 actions=output:1",
+        true,
+    );
     // 15. masked tcp port
     let mut m = Match::new();
-    m.eth_type(eth_type::IPV4).set(Field::IpProto, 6).set_masked(Field::TcpDst, 0x1000, 0xf000);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,tcp,tp_dst=0x1000/0xf000 actions=output:1", true);
+    m.eth_type(eth_type::IPV4)
+        .set(Field::IpProto, 6)
+        .set_masked(Field::TcpDst, 0x1000, 0xf000);
+    c(
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,tcp,tp_dst=0x1000/0xf000 actions=output:1",
+        true,
+    );
     // 16. icmp type/code
     let mut m = Match::new();
-    m.eth_type(eth_type::IPV4).set(Field::IpProto, 1).set(Field::IcmpType, 8).set(Field::IcmpCode, 0);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,icmp,icmp_type=8,icmp_code=0 actions=output:1", true);
+    m.eth_type(eth_type::IPV4)
+        .set(Field::IpProto, 1)
+        .set(Field::IcmpType, 8)
+        .set(Field::IcmpCode, 0);
+    c(
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,icmp,icmp_type=8,icmp_code=0 actions=output:1",
+        true,
+    );
     // 17. ARP with sha/tha/spa
     let mut m = Match::new();
     m.eth_type(eth_type::ARP)
         .set(Field::ArpOp, 2)
         .set(Field::ArpSpa, ip("10.16.0.5"))
         .set(Field::ArpSha, mac_to_u128(mac("00:00:00:aa:00:05")))
-        .set_masked(Field::ArpTha, mac_to_u128(mac("00:00:00:aa:00:00")), mac_to_u128(mac("ff:ff:ff:ff:00:00")));
+        .set_masked(
+            Field::ArpTha,
+            mac_to_u128(mac("00:00:00:aa:00:00")),
+            mac_to_u128(mac("ff:ff:ff:ff:00:00")),
+        );
     c(
         flow(0, 10, m, apply(vec![Action::output(1)])),
         "priority=10,arp,arp_spa=10.16.0.5,arp_op=2,arp_sha=00:00:00:aa:00:05,arp_tha=00:00:00:aa:00:00/ff:ff:ff:ff:00:00 actions=output:1",
@@ -169,13 +258,25 @@ fn cases() -> Vec<Case> {
     // 18. tun_id exact and masked
     let mut m = Match::new();
     m.tun_id(0x123456);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,tun_id=0x123456 actions=output:1", true);
+    c(
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,tun_id=0x123456 actions=output:1",
+        true,
+    );
     let mut m = Match::new();
     m.set_masked(Field::TunId, 0x10000, 0xff0000);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,tun_id=0x10000/0xff0000 actions=output:1", true);
+    c(
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,tun_id=0x10000/0xff0000 actions=output:1",
+        true,
+    );
     // 19. tun_src/tun_dst
     let mut m = Match::new();
-    m.set(Field::TunSrc, ip("172.18.0.2")).set_masked(Field::TunDst, ip("172.18.0.0"), ip("255.255.0.0"));
+    m.set(Field::TunSrc, ip("172.18.0.2")).set_masked(
+        Field::TunDst,
+        ip("172.18.0.0"),
+        ip("255.255.0.0"),
+    );
     c(
         flow(0, 10, m, apply(vec![Action::output(1)])),
         "priority=10,tun_src=172.18.0.2,tun_dst=172.18.0.0/16 actions=output:1",
@@ -183,7 +284,9 @@ fn cases() -> Vec<Case> {
     );
     // 20. registers exact and masked
     let mut m = Match::new();
-    m.reg(0, 5).set_masked(Field::Reg(7), 0x100, 0xff00).reg(15, 0xffff_ffff);
+    m.reg(0, 5)
+        .set_masked(Field::Reg(7), 0x100, 0xff00)
+        .reg(15, 0xffff_ffff);
     c(
         flow(0, 10, m, apply(vec![Action::output(1)])),
         "priority=10,reg0=0x5,reg7=0x100/0xff00,reg15=0xffffffff actions=output:1",
@@ -192,49 +295,110 @@ fn cases() -> Vec<Case> {
     // 21. xreg0 = reg0:reg1
     let mut m = Match::new();
     m.set_xreg(0, 0x0000_0001_0000_0002, u64::MAX);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,reg0=0x1,reg1=0x2 actions=output:1", false);
+    c(
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,reg0=0x1,reg1=0x2 actions=output:1",
+        false,
+    );
     // 22. metadata masked
     let mut m = Match::new();
     m.set_masked(Field::Metadata, 0x10, 0xff);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,metadata=0x10/0xff actions=output:1", true);
+    c(
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,metadata=0x10/0xff actions=output:1",
+        true,
+    );
     // 23. pkt_mark
     let mut m = Match::new();
     m.set(Field::PktMark, 0x4000);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,pkt_mark=0x4000 actions=output:1", true);
+    c(
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,pkt_mark=0x4000 actions=output:1",
+        true,
+    );
     // 24. ct_state masked and exact
     let mut m = Match::new();
-    m.set_masked(Field::CtState, (ct_state::TRK | ct_state::EST) as u128, (ct_state::TRK | ct_state::EST | ct_state::NEW) as u128)
-        .eth_type(eth_type::IPV4);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,ct_state=-new+est+trk,ip actions=output:1", true);
+    m.set_masked(
+        Field::CtState,
+        (ct_state::TRK | ct_state::EST) as u128,
+        (ct_state::TRK | ct_state::EST | ct_state::NEW) as u128,
+    )
+    .eth_type(eth_type::IPV4);
+    c(
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,ct_state=-new+est+trk,ip actions=output:1",
+        true,
+    );
     // 25. ct_zone and ct_mark
     let mut m = Match::new();
-    m.set(Field::CtZone, 5).set_masked(Field::CtMark, 1, 1).eth_type(eth_type::IPV4);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,ct_zone=5,ct_mark=0x1/0x1,ip actions=output:1", true);
+    m.set(Field::CtZone, 5)
+        .set_masked(Field::CtMark, 1, 1)
+        .eth_type(eth_type::IPV4);
+    c(
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,ct_zone=5,ct_mark=0x1/0x1,ip actions=output:1",
+        true,
+    );
     // 26. conj_id + conjunction
     let mut m = Match::new();
     m.set(Field::ConjId, 42);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,conj_id=42 actions=output:1", true);
-    let mut m = Match::new();
-    m.eth_type(eth_type::IPV4).ipv4_src("10.0.0.1".parse().unwrap());
     c(
-        flow(0, 10, m, apply(vec![Action::Conjunction { id: 42, clause: 1, n_clauses: 2 }])),
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,conj_id=42 actions=output:1",
+        true,
+    );
+    let mut m = Match::new();
+    m.eth_type(eth_type::IPV4)
+        .ipv4_src("10.0.0.1".parse().unwrap());
+    c(
+        flow(
+            0,
+            10,
+            m,
+            apply(vec![Action::Conjunction {
+                id: 42,
+                clause: 1,
+                n_clauses: 2,
+            }]),
+        ),
         "priority=10,ip,nw_src=10.0.0.1 actions=conjunction(42,1/2)",
         true,
     );
     // 27. reserved ports
     c(
-        flow(0, 1, Match::new(), apply(vec![Action::output(port::LOCAL), Action::output(port::IN_PORT), Action::output(port::NORMAL)])),
+        flow(
+            0,
+            1,
+            Match::new(),
+            apply(vec![
+                Action::output(port::LOCAL),
+                Action::output(port::IN_PORT),
+                Action::output(port::NORMAL),
+            ]),
+        ),
         "priority=1 actions=LOCAL,IN_PORT,NORMAL",
         true,
     );
     // 28. output from a register
     c(
-        flow(0, 1, Match::new(), apply(vec![Action::OutputReg { src: Subfield::new(Field::Reg(1), 0, 16), max_len: u16::MAX }])),
+        flow(
+            0,
+            1,
+            Match::new(),
+            apply(vec![Action::OutputReg {
+                src: Subfield::new(Field::Reg(1), 0, 16),
+                max_len: u16::MAX,
+            }]),
+        ),
         "priority=1 actions=output:NXM_NX_REG1[0..15]",
         true,
     );
     // 29. group
-    c(flow(0, 1, Match::new(), apply(vec![Action::Group(5)])), "priority=1 actions=group:5", true);
+    c(
+        flow(0, 1, Match::new(), apply(vec![Action::Group(5)])),
+        "priority=1 actions=group:5",
+        true,
+    );
     // 30. set_field on several fields
     let mut m = Match::new();
     m.eth_type(eth_type::IPV4);
@@ -255,13 +419,26 @@ fn cases() -> Vec<Case> {
     );
     // 31. partial load
     c(
-        flow(0, 1, Match::new(), apply(vec![Action::load(Subfield::new(Field::Reg(0), 0, 16), 5)])),
+        flow(
+            0,
+            1,
+            Match::new(),
+            apply(vec![Action::load(Subfield::new(Field::Reg(0), 0, 16), 5)]),
+        ),
         "priority=1 actions=load:0x5->NXM_NX_REG0[0..15]",
         true,
     );
     // 32. partial move
     c(
-        flow(0, 1, Match::new(), apply(vec![Action::move_(Subfield::new(Field::Reg(0), 0, 16), Subfield::new(Field::TunId, 16, 16))])),
+        flow(
+            0,
+            1,
+            Match::new(),
+            apply(vec![Action::move_(
+                Subfield::new(Field::Reg(0), 0, 16),
+                Subfield::new(Field::TunId, 16, 16),
+            )]),
+        ),
         "priority=1 actions=move:NXM_NX_REG0[0..15]->NXM_NX_TUN_ID[16..31]",
         true,
     );
@@ -273,8 +450,14 @@ fn cases() -> Vec<Case> {
             Match::new(),
             apply(vec![
                 Action::resubmit(30),
-                Action::Resubmit { in_port: 5, table: 30 },
-                Action::Resubmit { in_port: 5, table: 255 },
+                Action::Resubmit {
+                    in_port: 5,
+                    table: 30,
+                },
+                Action::Resubmit {
+                    in_port: 5,
+                    table: 255,
+                },
             ]),
         ),
         "priority=1 actions=resubmit(,30),resubmit(5,30),resubmit:5",
@@ -282,17 +465,34 @@ fn cases() -> Vec<Case> {
     );
     // 34. VLAN push/pop
     c(
-        flow(0, 1, Match::new(), apply(vec![Action::PushVlan(0x8100), Action::set_field(Field::VlanVid, (OFPVID_PRESENT | 100) as u128), Action::output(1)])),
+        flow(
+            0,
+            1,
+            Match::new(),
+            apply(vec![
+                Action::PushVlan(0x8100),
+                Action::set_field(Field::VlanVid, (OFPVID_PRESENT | 100) as u128),
+                Action::output(1),
+            ]),
+        ),
         "priority=1 actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:1",
         true,
     );
     // 35. dec_ttl
     let mut m = Match::new();
     m.eth_type(eth_type::IPV4);
-    c(flow(0, 1, m, apply(vec![Action::DecTtl, Action::output(1)])), "priority=1,ip actions=dec_ttl,output:1", true);
+    c(
+        flow(0, 1, m, apply(vec![Action::DecTtl, Action::output(1)])),
+        "priority=1,ip actions=dec_ttl,output:1",
+        true,
+    );
     // 36. set_tunnel64
     // OVS itself encodes set_tunnel64 as set_field:->tun_id in OF1.3; kovs keeps NXAST_SET_TUNNEL64.
-    c(flow(0, 1, Match::new(), apply(vec![Action::SetTunnel64(0x1234)])), "priority=1 actions=set_tunnel64:0x1234", false);
+    c(
+        flow(0, 1, Match::new(), apply(vec![Action::SetTunnel64(0x1234)])),
+        "priority=1 actions=set_tunnel64:0x1234",
+        false,
+    );
     // 37. learn
     c(
         flow(
@@ -338,7 +538,17 @@ fn cases() -> Vec<Case> {
     let mut m = Match::new();
     m.eth_type(eth_type::IPV4);
     c(
-        flow(0, 1, m, apply(vec![Action::Ct(Box::new(Ct { table: Some(5), zone_imm: 10, nat: Some(Nat::default()), ..Ct::default() }))])),
+        flow(
+            0,
+            1,
+            m,
+            apply(vec![Action::Ct(Box::new(Ct {
+                table: Some(5),
+                zone_imm: 10,
+                nat: Some(Nat::default()),
+                ..Ct::default()
+            }))]),
+        ),
         "priority=1,ip actions=ct(table=5,zone=10,nat)",
         true,
     );
@@ -367,13 +577,29 @@ fn cases() -> Vec<Case> {
     );
     // 41. controller2 with userdata and pause
     c(
-        flow(0, 1, Match::new(), apply(vec![Action::Controller2(Box::new(Controller2 { userdata: vec![1, 2], pause: true, ..Controller2::default() }))])),
+        flow(
+            0,
+            1,
+            Match::new(),
+            apply(vec![Action::Controller2(Box::new(Controller2 {
+                userdata: vec![1, 2],
+                pause: true,
+                ..Controller2::default()
+            }))]),
+        ),
         "priority=1 actions=controller(userdata=01.02,pause)",
         true,
     );
     // 42. note
     c(
-        flow(0, 1, Match::new(), apply(vec![Action::Note(vec![1, 2, 3, 0, 0, 0].into_boxed_slice())])),
+        flow(
+            0,
+            1,
+            Match::new(),
+            apply(vec![Action::Note(
+                vec![1, 2, 3, 0, 0, 0].into_boxed_slice(),
+            )]),
+        ),
         "priority=1 actions=note:01.02.03.00.00.00",
         true,
     );
@@ -402,16 +628,35 @@ fn cases() -> Vec<Case> {
     f.flags = flow_flags::SEND_FLOW_REM;
     c(f, "cookie=0xabc, table=5, idle_timeout=10, hard_timeout=20, send_flow_rem priority=7 actions=output:1", true);
     // 45. drop and default priority
-    c(flow(0, 0x8000, Match::new(), Instructions::default()), "actions=drop", true);
+    c(
+        flow(0, 0x8000, Match::new(), Instructions::default()),
+        "actions=drop",
+        true,
+    );
     // 46. catch-all, priority 0
-    c(flow(0, 0, Match::new(), apply(vec![Action::output(1)])), "priority=0 actions=output:1", true);
+    c(
+        flow(0, 0, Match::new(), apply(vec![Action::output(1)])),
+        "priority=0 actions=output:1",
+        true,
+    );
     // 47. udp src masked + eth_type hex fallback
     let mut m = Match::new();
     m.eth_type(0x88cc);
-    c(flow(0, 10, m, apply(vec![Action::output(1)])), "priority=10,dl_type=0x88cc actions=output:1", true);
+    c(
+        flow(0, 10, m, apply(vec![Action::output(1)])),
+        "priority=10,dl_type=0x88cc actions=output:1",
+        true,
+    );
     // 48. masked set_field through reg_load2
     c(
-        flow(0, 1, Match::new(), apply(vec![Action::RegLoad2(flowlib::wire::MatchField::new(Field::Reg(0), 4, 0x10, Some(0xf0)).unwrap())])),
+        flow(
+            0,
+            1,
+            Match::new(),
+            apply(vec![Action::RegLoad2(
+                flowlib::wire::MatchField::new(Field::Reg(0), 4, 0x10, Some(0xf0)).unwrap(),
+            )]),
+        ),
         "priority=1 actions=set_field:0x10/0xf0->reg0",
         // OVS encodes a contiguous masked set_field as NXAST_REG_LOAD.
         false,
@@ -420,8 +665,15 @@ fn cases() -> Vec<Case> {
 }
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("ovs-ofctl runs (scripts/setup.sh installs openvswitch-switch)");
-    assert!(out.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .expect("ovs-ofctl runs (scripts/setup.sh installs openvswitch-switch)");
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -457,15 +709,23 @@ fn expected_ofp_print(flow: &Flow) -> String {
 
 /// Bytes of OVS's own encoding of `text`, from the -mmmmm hexdump.
 fn ovs_encoding(text: &str) -> Vec<u8> {
-    let out = run(Command::new("ovs-ofctl").args(["-O", "OpenFlow13", "-mmmmm", "parse-flow", text]));
+    let out =
+        run(Command::new("ovs-ofctl").args(["-O", "OpenFlow13", "-mmmmm", "parse-flow", text]));
     let mut bytes = Vec::new();
     for line in out.lines() {
-        let Some(rest) = line.strip_prefix(|c: char| c.is_ascii_hexdigit()) else { continue };
+        let Some(rest) = line.strip_prefix(|c: char| c.is_ascii_hexdigit()) else {
+            continue;
+        };
         if !line.starts_with("000") {
             continue;
         }
         let _ = rest;
-        let hexpart = line.split_whitespace().skip(1).take_while(|w| !w.starts_with('|')).collect::<Vec<_>>().join(" ");
+        let hexpart = line
+            .split_whitespace()
+            .skip(1)
+            .take_while(|w| !w.starts_with('|'))
+            .collect::<Vec<_>>()
+            .join(" ");
         for w in hexpart.replace('-', " ").split_whitespace() {
             if w.len() == 2 {
                 if let Ok(b) = u8::from_str_radix(w, 16) {
@@ -497,10 +757,16 @@ fn ovs_ofp_print_decodes_our_encoding() {
         FlowMod::add(c.flow.clone()).encode(1, &mut buf);
         let out = run(Command::new("ovs-ofctl").args(["ofp-print", &hex(&buf)]));
         let first = out.lines().next().unwrap_or("").to_string();
-        let printed = first.split_once("(xid=0x1): ").map(|(_, r)| r.to_string()).unwrap_or(first.clone());
+        let printed = first
+            .split_once("(xid=0x1): ")
+            .map(|(_, r)| r.to_string())
+            .unwrap_or(first.clone());
         let expected = expected_ofp_print(&c.flow);
         if printed != expected {
-            failures.push(format!("case {:?}\n  ovs:  {printed}\n  ours: {expected}\n  full: {out}", c.text));
+            failures.push(format!(
+                "case {:?}\n  ovs:  {printed}\n  ours: {expected}\n  full: {out}",
+                c.text
+            ));
         }
         // and our decoder agrees with our encoder
         let back = FlowMod::decode(&buf).expect("decodes");
@@ -517,7 +783,12 @@ fn bytes_equal_ovs_canonical_encoding() {
         FlowMod::add(c.flow.clone()).encode(1, &mut buf);
         let theirs = ovs_encoding(c.text);
         if theirs != buf {
-            failures.push(format!("case {:?}\n  ovs:  {}\n  ours: {}", c.text, hex(&theirs), hex(&buf)));
+            failures.push(format!(
+                "case {:?}\n  ovs:  {}\n  ours: {}",
+                c.text,
+                hex(&theirs),
+                hex(&buf)
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -4,14 +4,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 
-use flowlib::wire::action::{Learn, LearnDst, LearnSrc, LearnSpec};
+use flowlib::wire::action::{Learn, LearnDst, LearnSpec, LearnSrc};
 use flowlib::wire::oxm::{eth_type, ip_proto, mac_to_u128, OFPVID_PRESENT};
 use flowlib::wire::{port, Action, Field, Flow, Instructions, Match, Subfield};
 use ipnet::Ipv4Net;
 
 use crate::flowset::{BridgeId, CompactFlow};
 use crate::ids::{allocate, node_mac, object_id, router_mac};
-use crate::model::{ClusterState, MacAddr, PodName, SubnetMode, ValidPod, ValidSubnet, DEFAULT_VPC};
+use crate::model::{
+    ClusterState, MacAddr, PodName, SubnetMode, ValidPod, ValidSubnet, DEFAULT_VPC,
+};
 use crate::tables::*;
 
 /// Tunnel encapsulation of br-int's tunnel port.
@@ -78,7 +80,10 @@ impl PortMap {
             .unwrap_or(FIRST_PATCH_OFPORT + index as u32)
     }
     pub fn uplink(&self, pn: &str) -> u32 {
-        self.uplinks.get(pn).copied().unwrap_or(PROVIDER_UPLINK_OFPORT)
+        self.uplinks
+            .get(pn)
+            .copied()
+            .unwrap_or(PROVIDER_UPLINK_OFPORT)
     }
 }
 
@@ -154,12 +159,20 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(state: &ClusterState, cfg: &NodeConfig) -> Plan {
-        let mut names: Vec<(String, String)> = state.subnets.keys().map(|n| (n.clone(), String::new())).collect();
+        let mut names: Vec<(String, String)> = state
+            .subnets
+            .keys()
+            .map(|n| (n.clone(), String::new()))
+            .collect();
         if !state.subnets.contains_key(JOIN_SUBNET) {
             names.push((JOIN_SUBNET.to_string(), String::new()));
         }
         let subnet_keys = allocate(&names, 24);
-        let vpcs: Vec<(String, String)> = state.vpcs.keys().map(|n| (n.clone(), String::new())).collect();
+        let vpcs: Vec<(String, String)> = state
+            .vpcs
+            .keys()
+            .map(|n| (n.clone(), String::new()))
+            .collect();
         let vpc_ids = allocate(&vpcs, 16);
         let join = match state.subnets.get(JOIN_SUBNET) {
             Some(s) => JoinSubnet {
@@ -233,7 +246,10 @@ impl Bridges {
         (self.names.len() - 1) as BridgeId
     }
     pub fn name(&self, id: BridgeId) -> &str {
-        self.names.get(id as usize).map(|s| s.as_str()).unwrap_or("?")
+        self.names
+            .get(id as usize)
+            .map(|s| s.as_str())
+            .unwrap_or("?")
     }
 }
 
@@ -267,7 +283,8 @@ impl<'a> Emitter<'a> {
             instructions: ins,
             ..Flow::default()
         };
-        self.out.push(CompactFlow::new(self.bridge, &f, &mut self.scratch));
+        self.out
+            .push(CompactFlow::new(self.bridge, &f, &mut self.scratch));
     }
 }
 
@@ -337,11 +354,23 @@ pub fn arp_responder(ip_addr: Ipv4Addr, mac_addr: MacAddr) -> Vec<Action> {
 fn icmp_echo_responder(ip_addr: Ipv4Addr, _mac_addr: MacAddr) -> Vec<Action> {
     vec![
         // The request's destination MAC is the router port it was sent to: reply from it.
-        Action::move_(Subfield::new(Field::EthDst, 0, 32), Subfield::new(Field::Reg(4), 0, 32)),
-        Action::move_(Subfield::new(Field::EthDst, 32, 16), Subfield::new(Field::Reg(5), 0, 16)),
+        Action::move_(
+            Subfield::new(Field::EthDst, 0, 32),
+            Subfield::new(Field::Reg(4), 0, 32),
+        ),
+        Action::move_(
+            Subfield::new(Field::EthDst, 32, 16),
+            Subfield::new(Field::Reg(5), 0, 16),
+        ),
         Action::move_(sf(Field::EthSrc), sf(Field::EthDst)),
-        Action::move_(Subfield::new(Field::Reg(4), 0, 32), Subfield::new(Field::EthSrc, 0, 32)),
-        Action::move_(Subfield::new(Field::Reg(5), 0, 16), Subfield::new(Field::EthSrc, 32, 16)),
+        Action::move_(
+            Subfield::new(Field::Reg(4), 0, 32),
+            Subfield::new(Field::EthSrc, 0, 32),
+        ),
+        Action::move_(
+            Subfield::new(Field::Reg(5), 0, 16),
+            Subfield::new(Field::EthSrc, 32, 16),
+        ),
         Action::move_(sf(Field::Ipv4Src), sf(Field::Ipv4Dst)),
         Action::set_field(Field::Ipv4Src, ip(ip_addr)),
         Action::set_field(Field::IcmpType, 0),
@@ -368,7 +397,13 @@ fn tunnel_out(cfg: &NodeConfig, remote: Ipv4Addr, key: u32) -> Vec<Action> {
 /// Flows owned by nobody in particular: table-miss behaviour and fixed plumbing.
 pub fn emit_global(e: &mut Emitter<'_>) {
     e.on(0);
-    e.flow(Stage::Classifier, T_CLASSIFY, 0, m(), Instructions::default());
+    e.flow(
+        Stage::Classifier,
+        T_CLASSIFY,
+        0,
+        m(),
+        Instructions::default(),
+    );
     let mut mm = arp_match();
     flag_set(&mut mm, FLAG_FROM_UPLINK);
     e.flow(Stage::Arp, T_ARP, 150, mm, goto(T_L2));
@@ -387,7 +422,13 @@ fn programmed(s: &ValidSubnet) -> bool {
 }
 
 /// A subnet's own flows: gateway, tunnel and VLAN classification, unknown-destination handling.
-pub fn emit_subnet(e: &mut Emitter<'_>, plan: &Plan, cfg: &NodeConfig, bridges: &mut Bridges, s: &ValidSubnet) {
+pub fn emit_subnet(
+    e: &mut Emitter<'_>,
+    plan: &Plan,
+    cfg: &NodeConfig,
+    bridges: &mut Bridges,
+    s: &ValidSubnet,
+) {
     if !programmed(s) {
         return;
     }
@@ -400,7 +441,9 @@ pub fn emit_subnet(e: &mut Emitter<'_>, plan: &Plan, cfg: &NodeConfig, bridges: 
     };
     if let Some(rip) = s.router_ip() {
         let mut mm = arp_match();
-        mm.set(Field::ArpOp, 1).reg(REG_SUBNET, key).set(Field::ArpTpa, ip(rip));
+        mm.set(Field::ArpOp, 1)
+            .reg(REG_SUBNET, key)
+            .set(Field::ArpTpa, ip(rip));
         e.flow(Stage::Arp, T_ARP, 100, mm, apply(arp_responder(rip, rmac)));
         let mut mm = m();
         mm.reg(REG_SUBNET, key).eth_dst(rmac);
@@ -411,9 +454,16 @@ pub fn emit_subnet(e: &mut Emitter<'_>, plan: &Plan, cfg: &NodeConfig, bridges: 
             .reg(REG_VPC, vpc)
             .ipv4_dst(rip)
             .set(Field::IcmpType, 8);
-        e.flow(Stage::L3, T_ROUTING, 300, mm, apply(icmp_echo_responder(rip, rmac)));
+        e.flow(
+            Stage::L3,
+            T_ROUTING,
+            300,
+            mm,
+            apply(icmp_echo_responder(rip, rmac)),
+        );
         let mut mm = ip_match();
-        mm.reg(REG_VPC, vpc).ipv4_dst_prefix(s.cidr.network(), s.cidr.prefix_len());
+        mm.reg(REG_VPC, vpc)
+            .ipv4_dst_prefix(s.cidr.network(), s.cidr.prefix_len());
         e.flow(Stage::L3, T_ROUTING, 100, mm, Instructions::default());
     }
     match &s.vlan {
@@ -421,7 +471,11 @@ pub fn emit_subnet(e: &mut Emitter<'_>, plan: &Plan, cfg: &NodeConfig, bridges: 
             // Overlay: traffic for this subnet arrives by tunnel with the subnet key.
             let mut mm = m();
             mm.in_port(cfg.ports.tunnel).tun_id(key as u64);
-            let mut acts = vec![reg(REG_FLAGS, FLAG_FROM_TUNNEL), reg(REG_VPC, vpc), reg(REG_SUBNET, key)];
+            let mut acts = vec![
+                reg(REG_FLAGS, FLAG_FROM_TUNNEL),
+                reg(REG_VPC, vpc),
+                reg(REG_SUBNET, key),
+            ];
             if cfg.tunnel == TunnelType::Geneve {
                 acts.push(reg(REG_SRC_SUBNET, 0));
                 acts.push(Action::move_(
@@ -431,7 +485,13 @@ pub fn emit_subnet(e: &mut Emitter<'_>, plan: &Plan, cfg: &NodeConfig, bridges: 
             } else {
                 acts.push(reg(REG_SRC_SUBNET, key));
             }
-            e.flow(Stage::Classifier, T_CLASSIFY, 200, mm, apply_goto(acts, T_L2));
+            e.flow(
+                Stage::Classifier,
+                T_CLASSIFY,
+                200,
+                mm,
+                apply_goto(acts, T_L2),
+            );
         }
         Some(vb) => {
             let Some(lp) = plan.providers.get(&vb.provider_network) else {
@@ -454,7 +514,13 @@ pub fn emit_subnet(e: &mut Emitter<'_>, plan: &Plan, cfg: &NodeConfig, bridges: 
                     reg(REG_SUBNET, key),
                     reg(REG_SRC_SUBNET, key),
                 ]);
-                e.flow(Stage::Classifier, T_CLASSIFY, 200, mm, apply_goto(acts, next));
+                e.flow(
+                    Stage::Classifier,
+                    T_CLASSIFY,
+                    200,
+                    mm,
+                    apply_goto(acts, next),
+                );
             }
             // To the wire: unknown unicast and broadcast.
             let mut mm = m();
@@ -463,7 +529,10 @@ pub fn emit_subnet(e: &mut Emitter<'_>, plan: &Plan, cfg: &NodeConfig, bridges: 
             let mut acts = Vec::new();
             if vb.id != 0 {
                 acts.push(Action::PushVlan(eth_type::VLAN));
-                acts.push(Action::set_field(Field::VlanVid, (OFPVID_PRESENT | vb.id) as u128));
+                acts.push(Action::set_field(
+                    Field::VlanVid,
+                    (OFPVID_PRESENT | vb.id) as u128,
+                ));
             }
             acts.push(Action::output(lp.patch));
             e.flow(Stage::L2, T_L2, 10, mm, apply(acts));
@@ -535,7 +604,13 @@ fn is_underlay(s: &ValidSubnet) -> bool {
 }
 
 /// A pod's flows: spoof guard and delivery where it lives; ARP, routes and tunnel entries elsewhere.
-pub fn emit_pod(e: &mut Emitter<'_>, state: &ClusterState, plan: &Plan, cfg: &NodeConfig, pod: &ValidPod) {
+pub fn emit_pod(
+    e: &mut Emitter<'_>,
+    state: &ClusterState,
+    plan: &Plan,
+    cfg: &NodeConfig,
+    pod: &ValidPod,
+) {
     let Some(s) = state.subnets.get(&pod.subnet) else {
         return;
     };
@@ -547,45 +622,101 @@ pub fn emit_pod(e: &mut Emitter<'_>, state: &ClusterState, plan: &Plan, cfg: &No
     let vpc = plan.vpc(&s.vpc);
     let local = pod.node == cfg.node;
     let underlay = is_underlay(s);
-    if underlay && s.vlan.as_ref().is_some_and(|vb| !plan.providers.contains_key(&vb.provider_network)) && local {
+    if underlay
+        && s.vlan
+            .as_ref()
+            .is_some_and(|vb| !plan.providers.contains_key(&vb.provider_network))
+        && local
+    {
         // The pod's provider network is not on this node: nothing can carry its traffic.
         return;
     }
     if local {
         if let Some(&ofport) = cfg.ports.pods.get(&pod.iface_id()) {
-            let regs = || vec![reg(REG_FLAGS, FLAG_FROM_LOCAL), reg(REG_VPC, vpc), reg(REG_SUBNET, key), reg(REG_SRC_SUBNET, key)];
+            let regs = || {
+                vec![
+                    reg(REG_FLAGS, FLAG_FROM_LOCAL),
+                    reg(REG_VPC, vpc),
+                    reg(REG_SUBNET, key),
+                    reg(REG_SRC_SUBNET, key),
+                ]
+            };
             let mut mm = ip_match();
             mm.in_port(ofport).eth_src(pod.mac).ipv4_src(pod.ip);
-            e.flow(Stage::Classifier, T_CLASSIFY, 200, mm, apply_goto(regs(), T_GATEWAY));
+            e.flow(
+                Stage::Classifier,
+                T_CLASSIFY,
+                200,
+                mm,
+                apply_goto(regs(), T_GATEWAY),
+            );
             let mut mm = arp_match();
             mm.in_port(ofport)
                 .eth_src(pod.mac)
                 .set(Field::ArpSpa, ip(pod.ip))
                 .set(Field::ArpSha, mac(pod.mac));
-            e.flow(Stage::Classifier, T_CLASSIFY, 200, mm, apply_goto(regs(), T_ARP));
+            e.flow(
+                Stage::Classifier,
+                T_CLASSIFY,
+                200,
+                mm,
+                apply_goto(regs(), T_ARP),
+            );
             let mut mm = m();
             mm.in_port(ofport);
-            e.flow(Stage::Classifier, T_CLASSIFY, 100, mm, Instructions::default());
+            e.flow(
+                Stage::Classifier,
+                T_CLASSIFY,
+                100,
+                mm,
+                Instructions::default(),
+            );
             let mut mm = m();
             mm.reg(REG_SUBNET, key).eth_dst(pod.mac);
-            e.flow(Stage::L2, T_L2, 200, mm, apply(vec![Action::output(ofport)]));
+            e.flow(
+                Stage::L2,
+                T_L2,
+                200,
+                mm,
+                apply(vec![Action::output(ofport)]),
+            );
             if underlay {
                 let mut mm = arp_match();
                 flag_set(&mut mm, FLAG_FROM_UPLINK);
-                mm.reg(REG_SUBNET, key).set(Field::ArpOp, 1).set(Field::ArpTpa, ip(pod.ip));
-                e.flow(Stage::Arp, T_ARP, 200, mm, apply(vec![Action::output(ofport)]));
+                mm.reg(REG_SUBNET, key)
+                    .set(Field::ArpOp, 1)
+                    .set(Field::ArpTpa, ip(pod.ip));
+                e.flow(
+                    Stage::Arp,
+                    T_ARP,
+                    200,
+                    mm,
+                    apply(vec![Action::output(ofport)]),
+                );
             }
         }
     }
     // ARP answers: every overlay pod; underlay pods only where they live.
     if !underlay || local {
         let mut mm = arp_match();
-        mm.set(Field::ArpOp, 1).reg(REG_SUBNET, key).set(Field::ArpTpa, ip(pod.ip));
-        e.flow(Stage::Arp, T_ARP, 100, mm, apply(arp_responder(pod.ip, pod.mac)));
+        mm.set(Field::ArpOp, 1)
+            .reg(REG_SUBNET, key)
+            .set(Field::ArpTpa, ip(pod.ip));
+        e.flow(
+            Stage::Arp,
+            T_ARP,
+            100,
+            mm,
+            apply(arp_responder(pod.ip, pod.mac)),
+        );
     }
     // Routes towards the pod from the rest of its VPC.
     if s.is_routed() {
-        let src_mac = if underlay { node_mac(&cfg.node) } else { router_mac(&s.vpc, &s.name) };
+        let src_mac = if underlay {
+            node_mac(&cfg.node)
+        } else {
+            router_mac(&s.vpc, &s.name)
+        };
         let mut mm = ip_match();
         mm.reg(REG_VPC, vpc).ipv4_dst(pod.ip);
         e.flow(
@@ -610,13 +741,25 @@ pub fn emit_pod(e: &mut Emitter<'_>, state: &ClusterState, plan: &Plan, cfg: &No
             let mut mm = m();
             flag_clear(&mut mm, FLAG_FROM_TUNNEL);
             mm.reg(REG_SUBNET, key).eth_dst(pod.mac);
-            e.flow(Stage::L2, T_L2, 150, mm, apply(tunnel_out(cfg, node.internal_ip, key)));
+            e.flow(
+                Stage::L2,
+                T_L2,
+                150,
+                mm,
+                apply(tunnel_out(cfg, node.internal_ip, key)),
+            );
         }
     }
 }
 
 /// A node's flows: its node port as a member of the join subnet, and this node's own plumbing.
-pub fn emit_node(e: &mut Emitter<'_>, state: &ClusterState, plan: &Plan, cfg: &NodeConfig, node_name: &str) {
+pub fn emit_node(
+    e: &mut Emitter<'_>,
+    state: &ClusterState,
+    plan: &Plan,
+    cfg: &NodeConfig,
+    node_name: &str,
+) {
     let Some(node) = state.nodes.get(node_name) else {
         return;
     };
@@ -628,34 +771,79 @@ pub fn emit_node(e: &mut Emitter<'_>, state: &ClusterState, plan: &Plan, cfg: &N
     if local {
         // The join subnet's gateway and the node port's classification live with the local node.
         let mut mm = arp_match();
-        mm.set(Field::ArpOp, 1).reg(REG_SUBNET, jkey).set(Field::ArpTpa, ip(plan.join.gateway));
-        e.flow(Stage::Arp, T_ARP, 100, mm, apply(arp_responder(plan.join.gateway, jrmac)));
+        mm.set(Field::ArpOp, 1)
+            .reg(REG_SUBNET, jkey)
+            .set(Field::ArpTpa, ip(plan.join.gateway));
+        e.flow(
+            Stage::Arp,
+            T_ARP,
+            100,
+            mm,
+            apply(arp_responder(plan.join.gateway, jrmac)),
+        );
         let mut mm = m();
         mm.reg(REG_SUBNET, jkey).eth_dst(jrmac);
         e.flow(Stage::L3, T_GATEWAY, 100, mm, goto(T_ROUTING));
-        let regs = || vec![reg(REG_FLAGS, FLAG_FROM_LOCAL), reg(REG_VPC, jvpc), reg(REG_SUBNET, jkey), reg(REG_SRC_SUBNET, jkey)];
+        let regs = || {
+            vec![
+                reg(REG_FLAGS, FLAG_FROM_LOCAL),
+                reg(REG_VPC, jvpc),
+                reg(REG_SUBNET, jkey),
+                reg(REG_SRC_SUBNET, jkey),
+            ]
+        };
         let mut mm = ip_match();
         mm.in_port(cfg.ports.node_port);
-        e.flow(Stage::Classifier, T_CLASSIFY, 200, mm, apply_goto(regs(), T_GATEWAY));
+        e.flow(
+            Stage::Classifier,
+            T_CLASSIFY,
+            200,
+            mm,
+            apply_goto(regs(), T_GATEWAY),
+        );
         let mut mm = arp_match();
         mm.in_port(cfg.ports.node_port);
-        e.flow(Stage::Classifier, T_CLASSIFY, 200, mm, apply_goto(regs(), T_ARP));
+        e.flow(
+            Stage::Classifier,
+            T_CLASSIFY,
+            200,
+            mm,
+            apply_goto(regs(), T_ARP),
+        );
         let mut mm = m();
         mm.in_port(cfg.ports.node_port);
-        e.flow(Stage::Classifier, T_CLASSIFY, 100, mm, Instructions::default());
+        e.flow(
+            Stage::Classifier,
+            T_CLASSIFY,
+            100,
+            mm,
+            Instructions::default(),
+        );
         // Tunnel traffic for the join subnet (replies to this host from remote pods).
         let mut mm = m();
         mm.in_port(cfg.ports.tunnel).tun_id(jkey as u64);
-        let mut acts = vec![reg(REG_FLAGS, FLAG_FROM_TUNNEL), reg(REG_VPC, jvpc), reg(REG_SUBNET, jkey)];
+        let mut acts = vec![
+            reg(REG_FLAGS, FLAG_FROM_TUNNEL),
+            reg(REG_VPC, jvpc),
+            reg(REG_SUBNET, jkey),
+        ];
         acts.push(reg(REG_SRC_SUBNET, jkey));
-        e.flow(Stage::Classifier, T_CLASSIFY, 200, mm, apply_goto(acts, T_L2));
+        e.flow(
+            Stage::Classifier,
+            T_CLASSIFY,
+            200,
+            mm,
+            apply_goto(acts, T_L2),
+        );
     }
     let (Some(jip), Some(jmac)) = (node.join_ip, node.join_mac) else {
         return;
     };
     // The node port is a pod of the join subnet.
     let mut mm = arp_match();
-    mm.set(Field::ArpOp, 1).reg(REG_SUBNET, jkey).set(Field::ArpTpa, ip(jip));
+    mm.set(Field::ArpOp, 1)
+        .reg(REG_SUBNET, jkey)
+        .set(Field::ArpTpa, ip(jip));
     e.flow(Stage::Arp, T_ARP, 100, mm, apply(arp_responder(jip, jmac)));
     let mut mm = ip_match();
     mm.reg(REG_VPC, jvpc).ipv4_dst(jip);
@@ -677,7 +865,13 @@ pub fn emit_node(e: &mut Emitter<'_>, state: &ClusterState, plan: &Plan, cfg: &N
     if local {
         let mut mm = m();
         mm.reg(REG_SUBNET, jkey).eth_dst(jmac);
-        e.flow(Stage::L2, T_L2, 200, mm, apply(vec![Action::output(cfg.ports.node_port)]));
+        e.flow(
+            Stage::L2,
+            T_L2,
+            200,
+            mm,
+            apply(vec![Action::output(cfg.ports.node_port)]),
+        );
         // Default route of the default VPC: to this host, which routes or NATs it.
         let mut mm = ip_match();
         mm.reg(REG_VPC, plan.vpc(DEFAULT_VPC));
@@ -700,7 +894,13 @@ pub fn emit_node(e: &mut Emitter<'_>, state: &ClusterState, plan: &Plan, cfg: &N
         let mut mm = m();
         flag_clear(&mut mm, FLAG_FROM_TUNNEL);
         mm.reg(REG_SUBNET, jkey).eth_dst(jmac);
-        e.flow(Stage::L2, T_L2, 150, mm, apply(tunnel_out(cfg, node.internal_ip, jkey)));
+        e.flow(
+            Stage::L2,
+            T_L2,
+            150,
+            mm,
+            apply(tunnel_out(cfg, node.internal_ip, jkey)),
+        );
     }
 }
 
@@ -711,7 +911,13 @@ pub fn emit_provider(e: &mut Emitter<'_>, plan: &Plan, bridges: &mut Bridges, pn
     };
     let b = bridges.id(&lp.bridge);
     e.on(b);
-    e.flow(Stage::Provider, 0, 0, m(), apply(vec![Action::output(port::NORMAL)]));
+    e.flow(
+        Stage::Provider,
+        0,
+        0,
+        m(),
+        apply(vec![Action::output(port::NORMAL)]),
+    );
 }
 
 /// Table where learned physical-gateway MACs live (u2o).
@@ -722,13 +928,24 @@ pub fn owners(state: &ClusterState, plan: &Plan) -> Vec<Owner> {
     let mut v = vec![Owner::Global];
     v.extend(state.subnets.keys().map(|n| Owner::Subnet(n.clone())));
     v.extend(state.nodes.keys().map(|n| Owner::Node(n.clone())));
-    v.extend(plan.providers.keys().map(|n| Owner::ProviderNetwork(n.clone())));
+    v.extend(
+        plan.providers
+            .keys()
+            .map(|n| Owner::ProviderNetwork(n.clone())),
+    );
     v.extend(state.pods.keys().map(|p| Owner::Pod(p.clone())));
     v
 }
 
 /// Emits one owner's flows into `out`.
-pub fn emit_owner(out: &mut Vec<CompactFlow>, owner: &Owner, state: &ClusterState, plan: &Plan, cfg: &NodeConfig, bridges: &mut Bridges) {
+pub fn emit_owner(
+    out: &mut Vec<CompactFlow>,
+    owner: &Owner,
+    state: &ClusterState,
+    plan: &Plan,
+    cfg: &NodeConfig,
+    bridges: &mut Bridges,
+) {
     if !plan.node_known {
         return;
     }

@@ -6,7 +6,12 @@ use crate::flowset::{CompactFlow, Delta, FlowSet};
 use crate::model::{validate, Change, ClusterState, ObjectSet};
 
 /// Compiles every flow of `state` for the node in `cfg`.
-pub fn compile_all(state: &ClusterState, plan: &Plan, cfg: &NodeConfig, bridges: &mut Bridges) -> FlowSet {
+pub fn compile_all(
+    state: &ClusterState,
+    plan: &Plan,
+    cfg: &NodeConfig,
+    bridges: &mut Bridges,
+) -> FlowSet {
     let mut set = FlowSet::new();
     let mut buf = Vec::with_capacity(16);
     for owner in owners(state, plan) {
@@ -94,10 +99,12 @@ impl Compiler {
             .pods
             .values()
             .find(|p| p.iface_id() == iface_id && p.node == self.cfg.node)
-            .map(|p| Owner::Pod(crate::model::PodName {
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-            }));
+            .map(|p| {
+                Owner::Pod(crate::model::PodName {
+                    namespace: p.namespace.clone(),
+                    name: p.name.clone(),
+                })
+            });
         let old = owner.as_ref().map(|o| self.emit(o)).unwrap_or_default();
         match ofport {
             Some(p) => self.cfg.ports.pods.insert(iface_id.to_string(), p),
@@ -115,7 +122,14 @@ impl Compiler {
 
     fn emit(&mut self, owner: &Owner) -> Vec<CompactFlow> {
         let mut v = Vec::new();
-        emit_owner(&mut v, owner, &self.state, &self.plan, &self.cfg, &mut self.bridges);
+        emit_owner(
+            &mut v,
+            owner,
+            &self.state,
+            &self.plan,
+            &self.cfg,
+            &mut self.bridges,
+        );
         v
     }
 

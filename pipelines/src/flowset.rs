@@ -91,7 +91,12 @@ impl CompactFlow {
     /// Appends a FLOW_MOD for this flow straight from its bytes (no typed round trip).
     pub fn encode_flow_mod(&self, command: FlowModCommand, xid: u32, out: &mut Vec<u8>) {
         let start = out.len();
-        out.extend_from_slice(&[flowlib::wire::OFP13_VERSION, flowlib::wire::MsgType::FlowMod as u8, 0, 0]);
+        out.extend_from_slice(&[
+            flowlib::wire::OFP13_VERSION,
+            flowlib::wire::MsgType::FlowMod as u8,
+            0,
+            0,
+        ]);
         out.extend_from_slice(&xid.to_be_bytes());
         out.extend_from_slice(&self.cookie().to_be_bytes());
         out.extend_from_slice(&0u64.to_be_bytes());
@@ -188,8 +193,13 @@ impl FlowSet {
     pub fn insert(&mut self, flow: CompactFlow) -> Option<CompactFlow> {
         let h = self.hasher.hash(flow.key());
         let hasher = &self.hasher;
-        match self.table.entry(h, |f| f.key() == flow.key(), |f| hasher.hash(f.key())) {
-            hashbrown::hash_table::Entry::Occupied(mut e) => Some(std::mem::replace(e.get_mut(), flow)),
+        match self
+            .table
+            .entry(h, |f| f.key() == flow.key(), |f| hasher.hash(f.key()))
+        {
+            hashbrown::hash_table::Entry::Occupied(mut e) => {
+                Some(std::mem::replace(e.get_mut(), flow))
+            }
             hashbrown::hash_table::Entry::Vacant(e) => {
                 e.insert(flow);
                 None

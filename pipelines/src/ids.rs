@@ -23,7 +23,8 @@ pub fn fnv1a(parts: &[&[u8]]) -> u64 {
 
 /// The 44-bit object part of a cookie.
 pub fn object_id(kind: &str, namespace: &str, name: &str) -> u64 {
-    fnv1a(&[kind.as_bytes(), namespace.as_bytes(), name.as_bytes()]) & crate::tables::COOKIE_OBJECT_MASK
+    fnv1a(&[kind.as_bytes(), namespace.as_bytes(), name.as_bytes()])
+        & crate::tables::COOKIE_OBJECT_MASK
 }
 
 /// A locally administered unicast MAC: `prefix` then 5 bytes of a hash.
@@ -46,7 +47,11 @@ pub fn node_mac(node: &str) -> MacAddr {
 /// the older object: `order` ranks (age, name); the lowest rank keeps its hash slot.
 pub fn allocate(names: &[(String, String)], bits: u32) -> HashMap<String, u32> {
     // names: (name, rank key) — rank key sorts oldest first.
-    let mask = if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 };
+    let mask = if bits >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << bits) - 1
+    };
     let mut by_rank: Vec<&(String, String)> = names.iter().collect();
     by_rank.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     let mut used: BTreeMap<u32, ()> = BTreeMap::new();

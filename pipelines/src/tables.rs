@@ -39,7 +39,13 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [Stage::Classifier, Stage::Arp, Stage::L3, Stage::L2, Stage::Provider];
+    pub const ALL: [Stage; 5] = [
+        Stage::Classifier,
+        Stage::Arp,
+        Stage::L3,
+        Stage::L2,
+        Stage::Provider,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

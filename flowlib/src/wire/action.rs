@@ -86,7 +86,9 @@ impl Subfield {
         self.field.action_header(self.field.info().len)
     }
     fn check(&self) -> Result<(), DecodeError> {
-        if self.n_bits == 0 || self.ofs as u32 + self.n_bits as u32 > self.field.info().n_bits as u32 {
+        if self.n_bits == 0
+            || self.ofs as u32 + self.n_bits as u32 > self.field.info().n_bits as u32
+        {
             return Err(DecodeError::Invalid {
                 what: "subfield",
                 detail: "bit range outside the field",
@@ -217,20 +219,35 @@ impl Default for Controller2 {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
     /// `output:PORT` (also IN_PORT, LOCAL, CONTROLLER with max_len).
-    Output { port: u32, max_len: u16 },
+    Output {
+        port: u32,
+        max_len: u16,
+    },
     /// `output:NXM_NX_REG0[0..15]`.
-    OutputReg { src: Subfield, max_len: u16 },
+    OutputReg {
+        src: Subfield,
+        max_len: u16,
+    },
     Group(u32),
     /// OFPAT_SET_FIELD: a whole field (`set_field:VALUE->FIELD`).
     SetField(MatchField),
     /// NXAST_REG_LOAD: an immediate into a bit range (`load:0x2->NXM_OF_ARP_OP[]`).
-    RegLoad { dst: Subfield, value: u64 },
+    RegLoad {
+        dst: Subfield,
+        value: u64,
+    },
     /// NXAST_REG_LOAD2: a masked or variable-length set_field (tun_metadata).
     RegLoad2(MatchField),
     /// `move:SRC->DST`.
-    RegMove { src: Subfield, dst: Subfield },
+    RegMove {
+        src: Subfield,
+        dst: Subfield,
+    },
     /// `resubmit(port,table)`; `port::IN_PORT` / table 255 mean "unchanged".
-    Resubmit { in_port: u32, table: u8 },
+    Resubmit {
+        in_port: u32,
+        table: u8,
+    },
     PushVlan(u16),
     PopVlan,
     DecTtl,
@@ -238,7 +255,11 @@ pub enum Action {
     Learn(Box<Learn>),
     Ct(Box<Ct>),
     /// `conjunction(id,clause/n_clauses)`; `clause` is 1-based as written.
-    Conjunction { id: u32, clause: u8, n_clauses: u8 },
+    Conjunction {
+        id: u32,
+        clause: u8,
+        n_clauses: u8,
+    },
     Controller2(Box<Controller2>),
     Note(Box<[u8]>),
 }
@@ -427,8 +448,11 @@ impl Action {
     pub fn decode(r: &mut Reader<'_>) -> Result<Action, DecodeError> {
         let atype = r.u16()?;
         let len = r.u16()? as usize;
-        if len < 8 || len % 8 != 0 {
-            return Err(DecodeError::BadLength { what: "action", len });
+        if len < 8 || !len.is_multiple_of(8) {
+            return Err(DecodeError::BadLength {
+                what: "action",
+                len,
+            });
         }
         let body = r.take_named(len - 4, "action")?;
         let mut b = Reader::new(body);
@@ -565,7 +589,11 @@ fn decode_nx(b: &mut Reader<'_>) -> Result<Action, DecodeError> {
         }
         NXAST_RESUBMIT | NXAST_RESUBMIT_TABLE => {
             let in_port = port::from_ofp10(b.u16()?);
-            let table = if subtype == NXAST_RESUBMIT { 255 } else { b.u8()? };
+            let table = if subtype == NXAST_RESUBMIT {
+                255
+            } else {
+                b.u8()?
+            };
             Action::Resubmit { in_port, table }
         }
         NXAST_SET_TUNNEL64 => {
@@ -859,7 +887,10 @@ fn decode_nat(body: &[u8]) -> Result<Nat, DecodeError> {
     if present & NAT_RANGE_IPV4_MAX != 0 {
         nat.ipv4_max = Some(r.u32()?.into());
     }
-    if present & !(NAT_RANGE_IPV4_MIN | NAT_RANGE_IPV4_MAX | NAT_RANGE_PROTO_MIN | NAT_RANGE_PROTO_MAX) != 0 {
+    if present
+        & !(NAT_RANGE_IPV4_MIN | NAT_RANGE_IPV4_MAX | NAT_RANGE_PROTO_MIN | NAT_RANGE_PROTO_MAX)
+        != 0
+    {
         return Err(DecodeError::Invalid {
             what: "nat",
             detail: "IPv6 ranges are not supported",

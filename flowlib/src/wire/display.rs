@@ -136,7 +136,9 @@ pub fn format_value(s: &mut String, field: Field, len: u8, value: u128, mask: Op
                 put_hex(s, m, len);
             }
         }
-        Format::CtState => put_ct_flags(s, value as u32, mask.unwrap_or(0xffff_ffff) as u32, 0xffff),
+        Format::CtState => {
+            put_ct_flags(s, value as u32, mask.unwrap_or(0xffff_ffff) as u32, 0xffff)
+        }
         Format::Mac => {
             put_mac(s, value);
             if let Some(m) = mask {
@@ -186,7 +188,11 @@ fn put_be16_masked(s: &mut String, name: &str, mf: &MatchField) {
 fn put_ip_field(s: &mut String, name: &str, mf: &MatchField) {
     s.push_str(name);
     s.push('=');
-    put_ipv4_masked(s, mf.value as u32, mf.mask.unwrap_or(u32::MAX as u128) as u32);
+    put_ipv4_masked(
+        s,
+        mf.value as u32,
+        mf.mask.unwrap_or(u32::MAX as u128) as u32,
+    );
     s.push(',');
 }
 
@@ -277,7 +283,8 @@ pub fn format_match(s: &mut String, m: &Match, priority: Option<u16>) {
             Some(k) => {
                 s.push_str(k);
                 s.push(',');
-                skip_proto = nw_proto.is_some() && !matches!(k, "ip" | "ipv6" | "arp" | "rarp" | "mpls" | "mplsm");
+                skip_proto = nw_proto.is_some()
+                    && !matches!(k, "ip" | "ipv6" | "arp" | "rarp" | "mpls" | "mplsm");
             }
             None => skip_type = false,
         }
@@ -533,7 +540,12 @@ pub fn format_action(s: &mut String, a: &Action) {
         Action::Learn(l) => format_learn(s, l),
         Action::Ct(ct) => format_ct(s, ct),
         Action::Controller2(c) => {
-            if c.reason == 1 && c.controller_id == 0 && c.userdata.is_empty() && !c.pause && c.meter_id.is_none() {
+            if c.reason == 1
+                && c.controller_id == 0
+                && c.userdata.is_empty()
+                && !c.pause
+                && c.meter_id.is_none()
+            {
                 let _ = write!(s, "CONTROLLER:{}", c.max_len);
                 return;
             }
@@ -672,7 +684,11 @@ fn format_ct(s: &mut String, ct: &Ct) {
         s.push_str("nat");
         if nat.flags & (nf::SRC | nf::DST) != 0 {
             s.push('(');
-            s.push_str(if nat.flags & nf::SRC != 0 { "src" } else { "dst" });
+            s.push_str(if nat.flags & nf::SRC != 0 {
+                "src"
+            } else {
+                "dst"
+            });
             if let Some(min) = nat.ipv4_min {
                 let _ = write!(s, "={min}");
                 if let Some(max) = nat.ipv4_max {

@@ -83,7 +83,7 @@ impl Instructions {
         while !r.is_empty() {
             let itype = r.u16()?;
             let len = r.u16()? as usize;
-            if len < 8 || len % 8 != 0 {
+            if len < 8 || !len.is_multiple_of(8) {
                 return Err(DecodeError::BadLength {
                     what: "instruction",
                     len,
@@ -280,7 +280,16 @@ impl FlowMod {
     /// Appends the whole message. Allocation-free when `out` has capacity.
     #[inline]
     pub fn encode(&self, xid: u32, out: &mut Vec<u8>) {
-        encode_flow_mod(self.command, &self.flow, self.cookie_mask, self.out_port, self.out_group, self.buffer_id, xid, out);
+        encode_flow_mod(
+            self.command,
+            &self.flow,
+            self.cookie_mask,
+            self.out_port,
+            self.out_group,
+            self.buffer_id,
+            xid,
+            out,
+        );
     }
 
     /// Decodes a whole FLOW_MOD message (header included).
@@ -292,11 +301,13 @@ impl FlowMod {
                 detail: "not a FLOW_MOD message",
             });
         }
-        let mut r = Reader::new(msg.get(HEADER_LEN..h.length as usize).ok_or(DecodeError::Truncated {
-            what: "flow_mod",
-            need: h.length as usize,
-            have: msg.len(),
-        })?);
+        let mut r = Reader::new(msg.get(HEADER_LEN..h.length as usize).ok_or(
+            DecodeError::Truncated {
+                what: "flow_mod",
+                need: h.length as usize,
+                have: msg.len(),
+            },
+        )?);
         let cookie = r.u64()?;
         let cookie_mask = r.u64()?;
         let table = r.u8()?;

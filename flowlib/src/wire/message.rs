@@ -4,8 +4,8 @@ use super::action::{Action, Actions};
 use super::flow::{FlowMod, FlowStats, Instructions};
 use super::oxm::Match;
 use super::{
-    DecodeError, Header, MsgType, PutBe, Reader, HEADER_LEN, NX_VENDOR_ID,
-    OFP13_VERSION, ONF_VENDOR_ID,
+    DecodeError, Header, MsgType, PutBe, Reader, HEADER_LEN, NX_VENDOR_ID, OFP13_VERSION,
+    ONF_VENDOR_ID,
 };
 
 /// Starts a message: writes a header with length 0 and returns its start offset.
@@ -46,7 +46,9 @@ pub fn encode_hello(xid: u32, out: &mut Vec<u8>) {
 /// The versions a HELLO offers: the bitmap if present, else just its header version.
 pub fn hello_versions(msg: &[u8]) -> Result<u32, DecodeError> {
     let h = Header::parse(msg)?;
-    let body = msg.get(HEADER_LEN..(h.length as usize).min(msg.len())).unwrap_or(&[]);
+    let body = msg
+        .get(HEADER_LEN..(h.length as usize).min(msg.len()))
+        .unwrap_or(&[]);
     let mut r = Reader::new(body);
     while r.remaining() >= 4 {
         let etype = r.u16()?;
@@ -249,7 +251,10 @@ impl GroupMod {
         while !r.is_empty() {
             let blen = r.u16()? as usize;
             if blen < 16 {
-                return Err(DecodeError::BadLength { what: "bucket", len: blen });
+                return Err(DecodeError::BadLength {
+                    what: "bucket",
+                    len: blen,
+                });
             }
             let body = r.take_named(blen - 2, "bucket")?;
             let mut b = Reader::new(body);
@@ -276,8 +281,15 @@ impl GroupMod {
 /// A meter band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MeterBand {
-    Drop { rate: u32, burst: u32 },
-    DscpRemark { rate: u32, burst: u32, prec_level: u8 },
+    Drop {
+        rate: u32,
+        burst: u32,
+    },
+    DscpRemark {
+        rate: u32,
+        burst: u32,
+        prec_level: u8,
+    },
 }
 
 pub mod meter {
@@ -341,7 +353,10 @@ impl MeterMod {
             let btype = r.u16()?;
             let blen = r.u16()? as usize;
             if blen != 16 {
-                return Err(DecodeError::BadLength { what: "meter band", len: blen });
+                return Err(DecodeError::BadLength {
+                    what: "meter band",
+                    len: blen,
+                });
             }
             let rate = r.u32()?;
             let burst = r.u32()?;
@@ -461,7 +476,13 @@ fn begin_multipart(out: &mut Vec<u8>, t: MsgType, mp_type: u16, flags: u16, xid:
 }
 
 /// Flow-stats request: every flow in `table` (255 = all) whose cookie matches `cookie/mask`.
-pub fn encode_flow_stats_request(table: u8, cookie: u64, cookie_mask: u64, xid: u32, out: &mut Vec<u8>) {
+pub fn encode_flow_stats_request(
+    table: u8,
+    cookie: u64,
+    cookie_mask: u64,
+    xid: u32,
+    out: &mut Vec<u8>,
+) {
     let start = begin_multipart(out, MsgType::MultipartRequest, OFPMP_FLOW, 0, xid);
     out.put_u8(table);
     out.put_zeros(3);
@@ -490,7 +511,14 @@ pub mod monitor_flags {
 }
 
 /// ONF flow monitor request (OF1.3, OVS >= 3.0): watch `table` (255 = all).
-pub fn encode_flow_monitor_request(id: u32, flags: u16, table: u8, matches: &Match, xid: u32, out: &mut Vec<u8>) {
+pub fn encode_flow_monitor_request(
+    id: u32,
+    flags: u16,
+    table: u8,
+    matches: &Match,
+    xid: u32,
+    out: &mut Vec<u8>,
+) {
     let start = begin_multipart(out, MsgType::MultipartRequest, OFPMP_EXPERIMENTER, 0, xid);
     out.put_u32(ONF_VENDOR_ID);
     out.put_u32(ONFST_FLOW_MONITOR);
@@ -511,7 +539,9 @@ pub enum FlowUpdate {
     Deleted(FlowUpdateFull),
     Modified(FlowUpdateFull),
     /// Our own change, abbreviated to the xid that made it.
-    Abbrev { xid: u32 },
+    Abbrev {
+        xid: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -531,8 +561,11 @@ fn decode_flow_updates(body: &[u8]) -> Result<Vec<FlowUpdate>, DecodeError> {
     let mut v = Vec::new();
     while !r.is_empty() {
         let len = r.u16()? as usize;
-        if len < 8 || len % 8 != 0 {
-            return Err(DecodeError::BadLength { what: "flow update", len });
+        if len < 8 || !len.is_multiple_of(8) {
+            return Err(DecodeError::BadLength {
+                what: "flow update",
+                len,
+            });
         }
         let entry = r.take_named(len - 2, "flow update")?;
         let mut e = Reader::new(entry);
@@ -598,7 +631,9 @@ pub struct ErrorMsg {
 /// Any message kovs decodes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
-    Hello { versions: u32 },
+    Hello {
+        versions: u32,
+    },
     Error(ErrorMsg),
     EchoRequest(Vec<u8>),
     EchoReply(Vec<u8>),
@@ -608,21 +643,38 @@ pub enum Message {
     GetConfigReply(SwitchConfig),
     SetConfig(SwitchConfig),
     PacketIn(PacketIn),
-    PortStatus { reason: PortReason, port: PortDesc },
+    PortStatus {
+        reason: PortReason,
+        port: PortDesc,
+    },
     PacketOut(PacketOut),
-    FlowMod(FlowMod),
+    FlowMod(Box<FlowMod>),
     GroupMod(GroupMod),
     MeterMod(MeterMod),
     BarrierRequest,
     BarrierReply,
-    MultipartReply { flags: u16, body: MultipartReply },
-    MultipartRequest { mp_type: u16, flags: u16, body: Vec<u8> },
+    MultipartReply {
+        flags: u16,
+        body: MultipartReply,
+    },
+    MultipartRequest {
+        mp_type: u16,
+        flags: u16,
+        body: Vec<u8>,
+    },
     TlvTableMod(TlvTableMod),
     TlvTableRequest,
     TlvTableReply(TlvTableReply),
     /// Bundle control / add and other experimenter messages, undecoded here.
-    Experimenter { vendor: u32, subtype: u32, body: Vec<u8> },
-    Other { msg_type: u8, body: Vec<u8> },
+    Experimenter {
+        vendor: u32,
+        subtype: u32,
+        body: Vec<u8>,
+    },
+    Other {
+        msg_type: u8,
+        body: Vec<u8>,
+    },
 }
 
 fn body_reader(msg: &[u8]) -> Result<Reader<'_>, DecodeError> {
@@ -653,7 +705,11 @@ impl Message {
             Some(MsgType::Error) => {
                 let err_type = r.u16()?;
                 let code = r.u16()?;
-                let experimenter = if err_type == 0xffff { Some(r.u32()?) } else { None };
+                let experimenter = if err_type == 0xffff {
+                    Some(r.u32()?)
+                } else {
+                    None
+                };
                 Message::Error(ErrorMsg {
                     err_type,
                     code,
@@ -735,7 +791,7 @@ impl Message {
                     data: r.rest().to_vec(),
                 })
             }
-            Some(MsgType::FlowMod) => Message::FlowMod(FlowMod::decode(full)?),
+            Some(MsgType::FlowMod) => Message::FlowMod(Box::new(FlowMod::decode(full)?)),
             Some(MsgType::GroupMod) => Message::GroupMod(GroupMod::decode(full)?),
             Some(MsgType::MeterMod) => Message::MeterMod(MeterMod::decode(full)?),
             Some(MsgType::BarrierRequest) => Message::BarrierRequest,

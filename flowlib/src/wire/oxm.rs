@@ -87,6 +87,7 @@ pub struct FieldInfo {
     pub format: Format,
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn fi(
     class: u16,
     code: u8,
@@ -226,50 +227,266 @@ impl Field {
     pub fn info(self) -> FieldInfo {
         use Format::*;
         match self {
-            Field::ConjId => fi(NXM_NX, 37, 4, 32, false, "conj_id", "NXM_NX_CONJ_ID", Decimal),
-            Field::InPort => fi(OXM_BASIC, 0, 4, 32, false, "in_port", "OXM_OF_IN_PORT", Port),
+            Field::ConjId => fi(
+                NXM_NX,
+                37,
+                4,
+                32,
+                false,
+                "conj_id",
+                "NXM_NX_CONJ_ID",
+                Decimal,
+            ),
+            Field::InPort => fi(
+                OXM_BASIC,
+                0,
+                4,
+                32,
+                false,
+                "in_port",
+                "OXM_OF_IN_PORT",
+                Port,
+            ),
             Field::EthSrc => fi(OXM_BASIC, 4, 6, 48, true, "eth_src", "NXM_OF_ETH_SRC", Mac),
             Field::EthDst => fi(OXM_BASIC, 3, 6, 48, true, "eth_dst", "NXM_OF_ETH_DST", Mac),
-            Field::EthType => fi(OXM_BASIC, 5, 2, 16, false, "eth_type", "NXM_OF_ETH_TYPE", Hex),
-            Field::VlanVid => fi(OXM_BASIC, 6, 2, 13, true, "vlan_vid", "OXM_OF_VLAN_VID", Decimal),
-            Field::VlanPcp => fi(OXM_BASIC, 7, 1, 3, false, "vlan_pcp", "OXM_OF_VLAN_PCP", Decimal),
+            Field::EthType => fi(
+                OXM_BASIC,
+                5,
+                2,
+                16,
+                false,
+                "eth_type",
+                "NXM_OF_ETH_TYPE",
+                Hex,
+            ),
+            Field::VlanVid => fi(
+                OXM_BASIC,
+                6,
+                2,
+                13,
+                true,
+                "vlan_vid",
+                "OXM_OF_VLAN_VID",
+                Decimal,
+            ),
+            Field::VlanPcp => fi(
+                OXM_BASIC,
+                7,
+                1,
+                3,
+                false,
+                "vlan_pcp",
+                "OXM_OF_VLAN_PCP",
+                Decimal,
+            ),
             Field::Ipv4Src => fi(OXM_BASIC, 11, 4, 32, true, "ip_src", "NXM_OF_IP_SRC", Ipv4),
             Field::Ipv4Dst => fi(OXM_BASIC, 12, 4, 32, true, "ip_dst", "NXM_OF_IP_DST", Ipv4),
-            Field::Ipv6Src => fi(OXM_BASIC, 26, 16, 128, true, "ipv6_src", "NXM_NX_IPV6_SRC", Ipv6),
-            Field::Ipv6Dst => fi(OXM_BASIC, 27, 16, 128, true, "ipv6_dst", "NXM_NX_IPV6_DST", Ipv6),
-            Field::IpDscp => fi(OXM_BASIC, 8, 1, 6, false, "ip_dscp", "OXM_OF_IP_DSCP", Decimal),
+            Field::Ipv6Src => fi(
+                OXM_BASIC,
+                26,
+                16,
+                128,
+                true,
+                "ipv6_src",
+                "NXM_NX_IPV6_SRC",
+                Ipv6,
+            ),
+            Field::Ipv6Dst => fi(
+                OXM_BASIC,
+                27,
+                16,
+                128,
+                true,
+                "ipv6_dst",
+                "NXM_NX_IPV6_DST",
+                Ipv6,
+            ),
+            Field::IpDscp => fi(
+                OXM_BASIC,
+                8,
+                1,
+                6,
+                false,
+                "ip_dscp",
+                "OXM_OF_IP_DSCP",
+                Decimal,
+            ),
             Field::NwTtl => fi(NXM_NX, 29, 1, 8, false, "nw_ttl", "NXM_NX_IP_TTL", Decimal),
-            Field::IpProto => fi(OXM_BASIC, 10, 1, 8, false, "nw_proto", "NXM_OF_IP_PROTO", Decimal),
-            Field::TcpSrc => fi(OXM_BASIC, 13, 2, 16, true, "tcp_src", "NXM_OF_TCP_SRC", Decimal),
-            Field::TcpDst => fi(OXM_BASIC, 14, 2, 16, true, "tcp_dst", "NXM_OF_TCP_DST", Decimal),
-            Field::UdpSrc => fi(OXM_BASIC, 15, 2, 16, true, "udp_src", "NXM_OF_UDP_SRC", Decimal),
-            Field::UdpDst => fi(OXM_BASIC, 16, 2, 16, true, "udp_dst", "NXM_OF_UDP_DST", Decimal),
-            Field::IcmpType => fi(OXM_BASIC, 19, 1, 8, false, "icmp_type", "NXM_OF_ICMP_TYPE", Decimal),
-            Field::IcmpCode => fi(OXM_BASIC, 20, 1, 8, false, "icmp_code", "NXM_OF_ICMP_CODE", Decimal),
-            Field::ArpOp => fi(OXM_BASIC, 21, 2, 16, false, "arp_op", "NXM_OF_ARP_OP", Decimal),
-            Field::ArpSpa => fi(OXM_BASIC, 22, 4, 32, true, "arp_spa", "NXM_OF_ARP_SPA", Ipv4),
-            Field::ArpTpa => fi(OXM_BASIC, 23, 4, 32, true, "arp_tpa", "NXM_OF_ARP_TPA", Ipv4),
+            Field::IpProto => fi(
+                OXM_BASIC,
+                10,
+                1,
+                8,
+                false,
+                "nw_proto",
+                "NXM_OF_IP_PROTO",
+                Decimal,
+            ),
+            Field::TcpSrc => fi(
+                OXM_BASIC,
+                13,
+                2,
+                16,
+                true,
+                "tcp_src",
+                "NXM_OF_TCP_SRC",
+                Decimal,
+            ),
+            Field::TcpDst => fi(
+                OXM_BASIC,
+                14,
+                2,
+                16,
+                true,
+                "tcp_dst",
+                "NXM_OF_TCP_DST",
+                Decimal,
+            ),
+            Field::UdpSrc => fi(
+                OXM_BASIC,
+                15,
+                2,
+                16,
+                true,
+                "udp_src",
+                "NXM_OF_UDP_SRC",
+                Decimal,
+            ),
+            Field::UdpDst => fi(
+                OXM_BASIC,
+                16,
+                2,
+                16,
+                true,
+                "udp_dst",
+                "NXM_OF_UDP_DST",
+                Decimal,
+            ),
+            Field::IcmpType => fi(
+                OXM_BASIC,
+                19,
+                1,
+                8,
+                false,
+                "icmp_type",
+                "NXM_OF_ICMP_TYPE",
+                Decimal,
+            ),
+            Field::IcmpCode => fi(
+                OXM_BASIC,
+                20,
+                1,
+                8,
+                false,
+                "icmp_code",
+                "NXM_OF_ICMP_CODE",
+                Decimal,
+            ),
+            Field::ArpOp => fi(
+                OXM_BASIC,
+                21,
+                2,
+                16,
+                false,
+                "arp_op",
+                "NXM_OF_ARP_OP",
+                Decimal,
+            ),
+            Field::ArpSpa => fi(
+                OXM_BASIC,
+                22,
+                4,
+                32,
+                true,
+                "arp_spa",
+                "NXM_OF_ARP_SPA",
+                Ipv4,
+            ),
+            Field::ArpTpa => fi(
+                OXM_BASIC,
+                23,
+                4,
+                32,
+                true,
+                "arp_tpa",
+                "NXM_OF_ARP_TPA",
+                Ipv4,
+            ),
             Field::ArpSha => fi(OXM_BASIC, 24, 6, 48, true, "arp_sha", "NXM_NX_ARP_SHA", Mac),
             Field::ArpTha => fi(OXM_BASIC, 25, 6, 48, true, "arp_tha", "NXM_NX_ARP_THA", Mac),
             Field::TunId => fi(OXM_BASIC, 38, 8, 64, true, "tun_id", "NXM_NX_TUN_ID", Hex),
-            Field::TunSrc => fi(NXM_NX, 31, 4, 32, true, "tun_src", "NXM_NX_TUN_IPV4_SRC", Ipv4),
-            Field::TunDst => fi(NXM_NX, 32, 4, 32, true, "tun_dst", "NXM_NX_TUN_IPV4_DST", Ipv4),
+            Field::TunSrc => fi(
+                NXM_NX,
+                31,
+                4,
+                32,
+                true,
+                "tun_src",
+                "NXM_NX_TUN_IPV4_SRC",
+                Ipv4,
+            ),
+            Field::TunDst => fi(
+                NXM_NX,
+                32,
+                4,
+                32,
+                true,
+                "tun_dst",
+                "NXM_NX_TUN_IPV4_DST",
+                Ipv4,
+            ),
             Field::TunMetadata(n) => {
                 let n = (n & 63) as usize;
-                fi(NXM_NX, 40 + n as u8, MAX_TUN_METADATA_LEN, 992, true, TUN_MD_NAMES[n], TUN_MD_NXM[n], Hex)
+                fi(
+                    NXM_NX,
+                    40 + n as u8,
+                    MAX_TUN_METADATA_LEN,
+                    992,
+                    true,
+                    TUN_MD_NAMES[n],
+                    TUN_MD_NXM[n],
+                    Hex,
+                )
             }
             Field::Reg(n) => {
                 let n = (n & 15) as usize;
                 fi(NXM_NX, n as u8, 4, 32, true, REG_NAMES[n], REG_NXM[n], Hex)
             }
             Field::PktMark => fi(NXM_NX, 33, 4, 32, true, "pkt_mark", "NXM_NX_PKT_MARK", Hex),
-            Field::CtState => fi(NXM_NX, 105, 4, 32, true, "ct_state", "NXM_NX_CT_STATE", CtState),
+            Field::CtState => fi(
+                NXM_NX,
+                105,
+                4,
+                32,
+                true,
+                "ct_state",
+                "NXM_NX_CT_STATE",
+                CtState,
+            ),
             Field::CtZone => fi(NXM_NX, 106, 2, 16, false, "ct_zone", "NXM_NX_CT_ZONE", Hex),
             Field::CtMark => fi(NXM_NX, 107, 4, 32, true, "ct_mark", "NXM_NX_CT_MARK", Hex),
-            Field::Metadata => fi(OXM_BASIC, 2, 8, 64, true, "metadata", "OXM_OF_METADATA", Hex),
+            Field::Metadata => fi(
+                OXM_BASIC,
+                2,
+                8,
+                64,
+                true,
+                "metadata",
+                "OXM_OF_METADATA",
+                Hex,
+            ),
             Field::Xreg(n) => {
                 let n = (n & 7) as usize;
-                fi(OXM_PKT_REGS, n as u8, 8, 64, true, XREG_NAMES[n], XREG_OXM[n], Hex)
+                fi(
+                    OXM_PKT_REGS,
+                    n as u8,
+                    8,
+                    64,
+                    true,
+                    XREG_NAMES[n],
+                    XREG_OXM[n],
+                    Hex,
+                )
             }
         }
     }
@@ -408,7 +625,11 @@ impl Field {
     /// one, else OXM.
     pub fn action_header(self, len: u8) -> u32 {
         // tun_metadata is named with its maximum size (124 bytes) in actions, as OVS does.
-        let len = if matches!(self, Field::TunMetadata(_)) { 124 } else { len };
+        let len = if matches!(self, Field::TunMetadata(_)) {
+            124
+        } else {
+            len
+        };
         match self.nxm() {
             Some((class, code)) => ((class as u32) << 16) | ((code as u32) << 9) | len as u32,
             None => self.header(len, false),
@@ -689,8 +910,16 @@ impl Match {
     }
 
     /// tun_metadata match with the option length from the TLV map.
-    pub fn set_tun_metadata(&mut self, idx: u8, len: u8, value: u128, mask: Option<u128>) -> &mut Self {
-        if let Some(mf) = MatchField::new(Field::TunMetadata(idx & 63), len.clamp(1, 16), value, mask) {
+    pub fn set_tun_metadata(
+        &mut self,
+        idx: u8,
+        len: u8,
+        value: u128,
+        mask: Option<u128>,
+    ) -> &mut Self {
+        if let Some(mf) =
+            MatchField::new(Field::TunMetadata(idx & 63), len.clamp(1, 16), value, mask)
+        {
             self.insert(mf);
         }
         self
@@ -699,8 +928,16 @@ impl Match {
     /// xregN = reg(2N) (high 32 bits) : reg(2N+1) (low), as OVS encodes it in OF1.3.
     pub fn set_xreg(&mut self, n: u8, value: u64, mask: u64) -> &mut Self {
         let n = n & 7;
-        self.set_masked(Field::Reg(2 * n), (value >> 32) as u128, (mask >> 32) as u128);
-        self.set_masked(Field::Reg(2 * n + 1), value as u32 as u128, mask as u32 as u128);
+        self.set_masked(
+            Field::Reg(2 * n),
+            (value >> 32) as u128,
+            (mask >> 32) as u128,
+        );
+        self.set_masked(
+            Field::Reg(2 * n + 1),
+            value as u32 as u128,
+            mask as u32 as u128,
+        );
         self
     }
 
@@ -724,10 +961,18 @@ impl Match {
         self.set(Field::Ipv4Dst, u32::from(ip) as u128)
     }
     pub fn ipv4_dst_prefix(&mut self, ip: std::net::Ipv4Addr, prefix: u8) -> &mut Self {
-        self.set_masked(Field::Ipv4Dst, u32::from(ip) as u128, prefix_mask32(prefix) as u128)
+        self.set_masked(
+            Field::Ipv4Dst,
+            u32::from(ip) as u128,
+            prefix_mask32(prefix) as u128,
+        )
     }
     pub fn ipv4_src_prefix(&mut self, ip: std::net::Ipv4Addr, prefix: u8) -> &mut Self {
-        self.set_masked(Field::Ipv4Src, u32::from(ip) as u128, prefix_mask32(prefix) as u128)
+        self.set_masked(
+            Field::Ipv4Src,
+            u32::from(ip) as u128,
+            prefix_mask32(prefix) as u128,
+        )
     }
     pub fn reg(&mut self, n: u8, value: u32) -> &mut Self {
         self.set(Field::Reg(n), value as u128)
@@ -769,7 +1014,10 @@ impl Match {
             });
         }
         if len < 4 {
-            return Err(DecodeError::BadLength { what: "ofp_match", len });
+            return Err(DecodeError::BadLength {
+                what: "ofp_match",
+                len,
+            });
         }
         let body = r.take_named(len - 4, "ofp_match")?;
         let padded = (len + 7) & !7;
