@@ -1,1 +1,59 @@
-fn main() {}
+//! kovs-bench: side-by-side comparisons, one JSON object per line on stdout.
+
+mod compile_bench;
+mod synth;
+
+use std::collections::BTreeMap;
+
+const USAGE: &str = "usage:
+  kovs-bench compile [--pods N] [--nodes N] [--subnets N]
+";
+
+fn flags(argv: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut m = BTreeMap::new();
+    let mut i = 0;
+    while i < argv.len() {
+        let Some(name) = argv[i].strip_prefix("--") else {
+            return Err(format!("unexpected argument {:?}", argv[i]));
+        };
+        let v = argv
+            .get(i + 1)
+            .ok_or_else(|| format!("--{name} needs a value"))?;
+        m.insert(name.to_string(), v.clone());
+        i += 2;
+    }
+    Ok(m)
+}
+
+fn num(f: &BTreeMap<String, String>, name: &str, default: usize) -> Result<usize, String> {
+    match f.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .replace('_', "")
+            .parse()
+            .map_err(|_| format!("--{name} {v}: not a number")),
+    }
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = argv.first() else {
+        eprint!("{USAGE}");
+        std::process::exit(1);
+    };
+    let result = flags(&argv[1..]).and_then(|f| match cmd.as_str() {
+        "compile" => Ok(compile_bench::run(
+            num(&f, "pods", 100_000)?,
+            num(&f, "nodes", 1000)?,
+            num(&f, "subnets", 200)?,
+        )),
+        other => Err(format!("unknown benchmark {other:?}\n{USAGE}")),
+    });
+    match result {
+        Ok(v) => println!("{v}"),
+        Err(e) => {
+            eprintln!("kovs-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -336,16 +336,26 @@ fn flag_set(m: &mut Match, flag: u32) {
     m.set_masked(Field::Reg(REG_FLAGS), flag as u128, flag as u128);
 }
 
-/// The 8-action ARP responder: answers `who-has ip` with `mac`, out the port it came in.
-pub fn arp_responder(ip_addr: Ipv4Addr, mac_addr: MacAddr) -> Vec<Action> {
+/// The per-address half of the ARP responder: answer with `mac_addr`; table 11 does the rest.
+pub fn arp_answer(mac_addr: MacAddr) -> Instructions {
+    apply_goto(
+        vec![
+            Action::move_(sf(Field::EthSrc), sf(Field::EthDst)),
+            Action::set_field(Field::EthSrc, mac(mac_addr)),
+        ],
+        T_ARP_REPLY,
+    )
+}
+
+/// The shared half of the ARP responder: turn the request into the reply, out the port it came in.
+fn arp_reply_actions() -> Vec<Action> {
     vec![
-        Action::move_(sf(Field::EthSrc), sf(Field::EthDst)),
-        Action::set_field(Field::EthSrc, mac(mac_addr)),
         Action::load(sf(Field::ArpOp), 2),
         Action::move_(sf(Field::ArpSha), sf(Field::ArpTha)),
-        Action::set_field(Field::ArpSha, mac(mac_addr)),
-        Action::move_(sf(Field::ArpSpa), sf(Field::ArpTpa)),
-        Action::set_field(Field::ArpSpa, ip(ip_addr)),
+        Action::move_(sf(Field::EthSrc), sf(Field::ArpSha)),
+        Action::move_(sf(Field::ArpSpa), sf(Field::Reg(REG_SCRATCH))),
+        Action::move_(sf(Field::ArpTpa), sf(Field::ArpSpa)),
+        Action::move_(sf(Field::Reg(REG_SCRATCH)), sf(Field::ArpTpa)),
         Action::output(port::IN_PORT),
     ]
 }
@@ -378,25 +388,58 @@ fn icmp_echo_responder(ip_addr: Ipv4Addr, _mac_addr: MacAddr) -> Vec<Action> {
     ]
 }
 
-/// The tunnel actions towards `remote` for subnet key `key`.
-fn tunnel_out(cfg: &NodeConfig, remote: Ipv4Addr, key: u32) -> Vec<Action> {
-    let mut a = vec![
-        Action::set_field(Field::TunDst, ip(remote)),
-        Action::set_field(Field::TunId, key as u128),
-    ];
+/// Per destination: which node's tunnel endpoint; table 31 adds key and option and outputs.
+fn to_node(remote: Ipv4Addr) -> Instructions {
+    apply_goto(vec![Action::set_field(Field::TunDst, ip(remote))], T_TUNNEL)
+}
+
+/// Per routed destination: its MAC and subnet; table 22 sets TTL and source MAC.
+fn route_to(dst_mac: MacAddr, key: u32) -> Instructions {
+    apply_goto(
+        vec![
+            Action::set_field(Field::EthDst, mac(dst_mac)),
+            reg(REG_SUBNET, key),
+        ],
+        T_ROUTE_OUT,
+    )
+}
+
+/// Table 22's flow for one destination subnet.
+fn route_out(e: &mut Emitter<'_>, key: u32, src_mac: MacAddr) {
+    let mut mm = m();
+    mm.reg(REG_SUBNET, key);
+    e.flow(
+        Stage::L3,
+        T_ROUTE_OUT,
+        100,
+        mm,
+        apply_goto(
+            vec![
+                Action::DecTtl,
+                Action::set_field(Field::EthSrc, mac(src_mac)),
+            ],
+            T_L2,
+        ),
+    );
+}
+
+/// Flows owned by nobody in particular: table-miss behaviour and fixed plumbing.
+pub fn emit_global(e: &mut Emitter<'_>, cfg: &NodeConfig) {
+    e.on(0);
+    e.flow(Stage::Arp, T_ARP_REPLY, 0, m(), apply(arp_reply_actions()));
+    e.flow(Stage::L3, T_ROUTE_OUT, 0, m(), Instructions::default());
+    let mut acts = vec![Action::move_(
+        Subfield::new(Field::Reg(REG_SUBNET), 0, 24),
+        Subfield::new(Field::TunId, 0, 24),
+    )];
     if cfg.tunnel == TunnelType::Geneve {
-        a.push(Action::move_(
+        acts.push(Action::move_(
             Subfield::new(Field::Reg(REG_SRC_SUBNET), 0, 24),
             Subfield::new(Field::TunMetadata(GENEVE_OPT_INDEX), 0, 24),
         ));
     }
-    a.push(Action::output(cfg.ports.tunnel));
-    a
-}
-
-/// Flows owned by nobody in particular: table-miss behaviour and fixed plumbing.
-pub fn emit_global(e: &mut Emitter<'_>) {
-    e.on(0);
+    acts.push(Action::output(cfg.ports.tunnel));
+    e.flow(Stage::L2, T_TUNNEL, 0, m(), apply(acts));
     e.flow(
         Stage::Classifier,
         T_CLASSIFY,
@@ -444,7 +487,7 @@ pub fn emit_subnet(
         mm.set(Field::ArpOp, 1)
             .reg(REG_SUBNET, key)
             .set(Field::ArpTpa, ip(rip));
-        e.flow(Stage::Arp, T_ARP, 100, mm, apply(arp_responder(rip, rmac)));
+        e.flow(Stage::Arp, T_ARP, 100, mm, arp_answer(rmac));
         let mut mm = m();
         mm.reg(REG_SUBNET, key).eth_dst(rmac);
         e.flow(Stage::L3, T_GATEWAY, 100, mm, goto(T_ROUTING));
@@ -702,38 +745,13 @@ pub fn emit_pod(
         mm.set(Field::ArpOp, 1)
             .reg(REG_SUBNET, key)
             .set(Field::ArpTpa, ip(pod.ip));
-        e.flow(
-            Stage::Arp,
-            T_ARP,
-            100,
-            mm,
-            apply(arp_responder(pod.ip, pod.mac)),
-        );
+        e.flow(Stage::Arp, T_ARP, 100, mm, arp_answer(pod.mac));
     }
     // Routes towards the pod from the rest of its VPC.
     if s.is_routed() {
-        let src_mac = if underlay {
-            node_mac(&cfg.node)
-        } else {
-            router_mac(&s.vpc, &s.name)
-        };
         let mut mm = ip_match();
         mm.reg(REG_VPC, vpc).ipv4_dst(pod.ip);
-        e.flow(
-            Stage::L3,
-            T_ROUTING,
-            200,
-            mm,
-            apply_goto(
-                vec![
-                    Action::DecTtl,
-                    Action::set_field(Field::EthSrc, mac(src_mac)),
-                    Action::set_field(Field::EthDst, mac(pod.mac)),
-                    reg(REG_SUBNET, key),
-                ],
-                T_L2,
-            ),
-        );
+        e.flow(Stage::L3, T_ROUTING, 200, mm, route_to(pod.mac, key));
     }
     // Remote overlay pods are reached through the tunnel.
     if !local && !underlay {
@@ -741,13 +759,7 @@ pub fn emit_pod(
             let mut mm = m();
             flag_clear(&mut mm, FLAG_FROM_TUNNEL);
             mm.reg(REG_SUBNET, key).eth_dst(pod.mac);
-            e.flow(
-                Stage::L2,
-                T_L2,
-                150,
-                mm,
-                apply(tunnel_out(cfg, node.internal_ip, key)),
-            );
+            e.flow(Stage::L2, T_L2, 150, mm, to_node(node.internal_ip));
         }
     }
 }
@@ -768,22 +780,37 @@ pub fn emit_node(
     let jvpc = plan.vpc(&plan.join.vpc);
     let jrmac = router_mac(&plan.join.vpc, JOIN_SUBNET);
     let local = node.name == cfg.node;
-    if local {
-        // The join subnet's gateway and the node port's classification live with the local node.
+    // Without a `join` Subnet object the local node owns the join subnet's own flows.
+    let implicit_join = !state.subnets.contains_key(JOIN_SUBNET);
+    if local && implicit_join {
         let mut mm = arp_match();
         mm.set(Field::ArpOp, 1)
             .reg(REG_SUBNET, jkey)
             .set(Field::ArpTpa, ip(plan.join.gateway));
-        e.flow(
-            Stage::Arp,
-            T_ARP,
-            100,
-            mm,
-            apply(arp_responder(plan.join.gateway, jrmac)),
-        );
+        e.flow(Stage::Arp, T_ARP, 100, mm, arp_answer(jrmac));
         let mut mm = m();
         mm.reg(REG_SUBNET, jkey).eth_dst(jrmac);
         e.flow(Stage::L3, T_GATEWAY, 100, mm, goto(T_ROUTING));
+        route_out(e, jkey, jrmac);
+        // Tunnel traffic for the join subnet (replies to this host from remote pods).
+        let mut mm = m();
+        mm.in_port(cfg.ports.tunnel).tun_id(jkey as u64);
+        let acts = vec![
+            reg(REG_FLAGS, FLAG_FROM_TUNNEL),
+            reg(REG_VPC, jvpc),
+            reg(REG_SUBNET, jkey),
+            reg(REG_SRC_SUBNET, jkey),
+        ];
+        e.flow(
+            Stage::Classifier,
+            T_CLASSIFY,
+            200,
+            mm,
+            apply_goto(acts, T_L2),
+        );
+    }
+    if local {
+        // The node port's classification.
         let regs = || {
             vec![
                 reg(REG_FLAGS, FLAG_FROM_LOCAL),
@@ -819,22 +846,6 @@ pub fn emit_node(
             mm,
             Instructions::default(),
         );
-        // Tunnel traffic for the join subnet (replies to this host from remote pods).
-        let mut mm = m();
-        mm.in_port(cfg.ports.tunnel).tun_id(jkey as u64);
-        let mut acts = vec![
-            reg(REG_FLAGS, FLAG_FROM_TUNNEL),
-            reg(REG_VPC, jvpc),
-            reg(REG_SUBNET, jkey),
-        ];
-        acts.push(reg(REG_SRC_SUBNET, jkey));
-        e.flow(
-            Stage::Classifier,
-            T_CLASSIFY,
-            200,
-            mm,
-            apply_goto(acts, T_L2),
-        );
     }
     let (Some(jip), Some(jmac)) = (node.join_ip, node.join_mac) else {
         return;
@@ -844,24 +855,10 @@ pub fn emit_node(
     mm.set(Field::ArpOp, 1)
         .reg(REG_SUBNET, jkey)
         .set(Field::ArpTpa, ip(jip));
-    e.flow(Stage::Arp, T_ARP, 100, mm, apply(arp_responder(jip, jmac)));
+    e.flow(Stage::Arp, T_ARP, 100, mm, arp_answer(jmac));
     let mut mm = ip_match();
     mm.reg(REG_VPC, jvpc).ipv4_dst(jip);
-    e.flow(
-        Stage::L3,
-        T_ROUTING,
-        200,
-        mm,
-        apply_goto(
-            vec![
-                Action::DecTtl,
-                Action::set_field(Field::EthSrc, mac(jrmac)),
-                Action::set_field(Field::EthDst, mac(jmac)),
-                reg(REG_SUBNET, jkey),
-            ],
-            T_L2,
-        ),
-    );
+    e.flow(Stage::L3, T_ROUTING, 200, mm, route_to(jmac, jkey));
     if local {
         let mut mm = m();
         mm.reg(REG_SUBNET, jkey).eth_dst(jmac);
@@ -894,13 +891,7 @@ pub fn emit_node(
         let mut mm = m();
         flag_clear(&mut mm, FLAG_FROM_TUNNEL);
         mm.reg(REG_SUBNET, jkey).eth_dst(jmac);
-        e.flow(
-            Stage::L2,
-            T_L2,
-            150,
-            mm,
-            apply(tunnel_out(cfg, node.internal_ip, jkey)),
-        );
+        e.flow(Stage::L2, T_L2, 150, mm, to_node(node.internal_ip));
     }
 }
 
@@ -951,7 +942,7 @@ pub fn emit_owner(
     }
     let mut e = Emitter::new(out, owner);
     match owner {
-        Owner::Global => emit_global(&mut e),
+        Owner::Global => emit_global(&mut e, cfg),
         Owner::Subnet(n) => {
             if let Some(s) = state.subnets.get(n) {
                 emit_subnet(&mut e, plan, cfg, bridges, s)

@@ -4,15 +4,25 @@
 /// br-int tables.
 pub const T_CLASSIFY: u8 = 0;
 pub const T_ARP: u8 = 10;
+/// Finishes an ARP answer whose MAC table 10 chose.
+pub const T_ARP_REPLY: u8 = 11;
 pub const T_GATEWAY: u8 = 20;
 pub const T_ROUTING: u8 = 21;
+/// Per destination subnet: TTL and source MAC of routed packets.
+pub const T_ROUTE_OUT: u8 = 22;
+/// Learned physical-gateway MACs (u2o).
+pub const T_GATEWAY_MAC: u8 = 23;
 pub const T_L2: u8 = 30;
+/// Tunnel encapsulation: key and Geneve option from registers.
+pub const T_TUNNEL: u8 = 31;
 
 /// Registers.
 pub const REG_FLAGS: u8 = 0;
 pub const REG_VPC: u8 = 1;
 pub const REG_SUBNET: u8 = 2;
 pub const REG_SRC_SUBNET: u8 = 3;
+/// Scratch register (ARP address swap).
+pub const REG_SCRATCH: u8 = 4;
 
 /// `reg0` flags: where the packet entered.
 pub const FLAG_FROM_TUNNEL: u32 = 0x1;
