@@ -1,1 +1,15 @@
 //! Real-OVS sandbox harness shared by the integration tests, benchmarks and the quickstart.
+//!
+//! [`OvsSandbox`] runs a private ovsdb-server and ovs-vswitchd (userspace datapath) in a temp
+//! dir and, by default, its own network namespace, so tests run in parallel and never touch
+//! the system's OVS. [`Netns`], [`ip`] and [`unique_name`] build the hosts around it.
+//! Everything is cleaned up on drop; [`cleanup_stale`] removes what killed test processes left.
+
+mod names;
+mod netns;
+mod sandbox;
+mod util;
+
+pub use names::{cleanup_stale, unique_name};
+pub use netns::{ip, Netns};
+pub use sandbox::{OvsSandbox, SandboxOptions};
