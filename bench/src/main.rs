@@ -1,11 +1,14 @@
 //! kovs-bench: side-by-side comparisons, one JSON object per line on stdout.
 
-mod compile_bench;
-mod synth;
+use kovs_bench::{alloc_count, compile_bench, encode_bench};
+
+#[global_allocator]
+static ALLOC: alloc_count::Counting = alloc_count::Counting;
 
 use std::collections::BTreeMap;
 
 const USAGE: &str = "usage:
+  kovs-bench encode [--flows N]
   kovs-bench compile [--pods N] [--nodes N] [--subnets N]
 ";
 
@@ -42,6 +45,7 @@ fn main() {
         std::process::exit(1);
     };
     let result = flags(&argv[1..]).and_then(|f| match cmd.as_str() {
+        "encode" => encode_bench::run(num(&f, "flows", 1_000_000)?),
         "compile" => Ok(compile_bench::run(
             num(&f, "pods", 100_000)?,
             num(&f, "nodes", 1000)?,
@@ -50,7 +54,10 @@ fn main() {
         other => Err(format!("unknown benchmark {other:?}\n{USAGE}")),
     });
     match result {
-        Ok(v) => println!("{v}"),
+        Ok(v) => match v {
+            serde_json::Value::Array(lines) => lines.iter().for_each(|l| println!("{l}")),
+            v => println!("{v}"),
+        },
         Err(e) => {
             eprintln!("kovs-bench: {e}");
             std::process::exit(1);

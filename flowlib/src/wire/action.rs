@@ -2,7 +2,7 @@
 
 use smallvec::SmallVec;
 
-use super::oxm::{get_value, put_value, read_field_header, Field, MatchField};
+use super::oxm::{get_value, read_field_header, Field, MatchField};
 use super::{pad_to_8, DecodeError, PutBe, Reader, NX_VENDOR_ID};
 
 /// Reserved port numbers (OpenFlow 1.1+ 32-bit form).
@@ -82,8 +82,9 @@ impl Subfield {
             n_bits: (v & 0x3f) + 1,
         }
     }
+    #[inline]
     fn header(&self) -> u32 {
-        self.field.action_header(self.field.info().len)
+        self.field.action_header(self.field.wire().2)
     }
     fn check(&self) -> Result<(), DecodeError> {
         if self.n_bits == 0
@@ -302,7 +303,7 @@ impl Action {
         }
     }
     pub fn set_field(field: Field, value: u128) -> Action {
-        let len = field.info().len;
+        let len = field.wire().2;
         Action::SetField(MatchField {
             field,
             len,
@@ -326,46 +327,81 @@ impl Action {
     /// Appends the wire form of this action.
     #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let start = out.len();
+        use super::Fixed;
         match self {
             Action::Output { port, max_len } => {
-                out.put_u16(OFPAT_OUTPUT);
-                out.put_u16(16);
-                out.put_u32(*port);
-                out.put_u16(*max_len);
-                out.put_zeros(6);
+                let mut f = Fixed::<16>::new();
+                f.u16(OFPAT_OUTPUT)
+                    .u16(16)
+                    .u32(*port)
+                    .u16(*max_len)
+                    .zeros(6);
+                f.append_to(out);
             }
             Action::Group(g) => {
-                out.put_u16(OFPAT_GROUP);
-                out.put_u16(8);
-                out.put_u32(*g);
+                let mut f = Fixed::<8>::new();
+                f.u16(OFPAT_GROUP).u16(8).u32(*g);
+                f.append_to(out);
             }
             Action::SetField(mf) => {
-                out.put_u16(OFPAT_SET_FIELD);
-                out.put_u16(0);
-                out.put_u32(mf.field.header(mf.len, false));
-                put_value(out, mf.value, mf.len);
-                pad_to_8(out, start);
-                let len = out.len() - start;
-                out.patch_u16(start + 2, len as u16);
+                let mut f = Fixed::<24>::new();
+                f.u16(OFPAT_SET_FIELD).u16(0);
+                let unmasked = MatchField { mask: None, ..*mf };
+                unmasked.write(&mut f);
+                f.pad8_len_at(2);
+                f.append_to(out);
             }
             Action::PushVlan(ethertype) => {
-                out.put_u16(OFPAT_PUSH_VLAN);
-                out.put_u16(8);
-                out.put_u16(*ethertype);
-                out.put_zeros(2);
+                let mut f = Fixed::<8>::new();
+                f.u16(OFPAT_PUSH_VLAN).u16(8).u16(*ethertype).zeros(2);
+                f.append_to(out);
             }
             Action::PopVlan => {
-                out.put_u16(OFPAT_POP_VLAN);
-                out.put_u16(8);
-                out.put_zeros(4);
+                let mut f = Fixed::<8>::new();
+                f.u16(OFPAT_POP_VLAN).u16(8).zeros(4);
+                f.append_to(out);
             }
             Action::DecTtl => {
-                out.put_u16(OFPAT_DEC_NW_TTL);
-                out.put_u16(8);
-                out.put_zeros(4);
+                let mut f = Fixed::<8>::new();
+                f.u16(OFPAT_DEC_NW_TTL).u16(8).zeros(4);
+                f.append_to(out);
             }
-            _ => self.encode_nx(out, start),
+            Action::RegLoad { dst, value } => {
+                let mut f = Fixed::<24>::new();
+                f.u16(OFPAT_EXPERIMENTER)
+                    .u16(24)
+                    .u32(NX_VENDOR_ID)
+                    .u16(NXAST_REG_LOAD);
+                f.u16(dst.ofs_nbits()).u32(dst.header()).u64(*value);
+                f.append_to(out);
+            }
+            Action::RegMove { src, dst } => {
+                let mut f = Fixed::<24>::new();
+                f.u16(OFPAT_EXPERIMENTER)
+                    .u16(24)
+                    .u32(NX_VENDOR_ID)
+                    .u16(NXAST_REG_MOVE);
+                f.u16(src.n_bits)
+                    .u16(src.ofs)
+                    .u16(dst.ofs)
+                    .u32(src.header())
+                    .u32(dst.header());
+                f.append_to(out);
+            }
+            Action::Resubmit { in_port, table } => {
+                // OVS's canonical form is always RESUBMIT_TABLE (255 = no table).
+                let mut f = Fixed::<16>::new();
+                f.u16(OFPAT_EXPERIMENTER)
+                    .u16(16)
+                    .u32(NX_VENDOR_ID)
+                    .u16(NXAST_RESUBMIT_TABLE);
+                f.u16(port::to_ofp10(*in_port)).u8(*table).zeros(3);
+                f.append_to(out);
+            }
+            _ => {
+                let start = out.len();
+                self.encode_nx(out, start)
+            }
         }
     }
 
@@ -374,30 +410,9 @@ impl Action {
         out.put_u16(0); // length, patched below
         out.put_u32(NX_VENDOR_ID);
         match self {
-            Action::RegLoad { dst, value } => {
-                out.put_u16(NXAST_REG_LOAD);
-                out.put_u16(dst.ofs_nbits());
-                out.put_u32(dst.header());
-                out.put_u64(*value);
-            }
             Action::RegLoad2(mf) => {
                 out.put_u16(NXAST_REG_LOAD2);
                 mf.encode(out);
-            }
-            Action::RegMove { src, dst } => {
-                out.put_u16(NXAST_REG_MOVE);
-                out.put_u16(src.n_bits);
-                out.put_u16(src.ofs);
-                out.put_u16(dst.ofs);
-                out.put_u32(src.header());
-                out.put_u32(dst.header());
-            }
-            Action::Resubmit { in_port, table } => {
-                // OVS's canonical form is always RESUBMIT_TABLE (255 = no table).
-                out.put_u16(NXAST_RESUBMIT_TABLE);
-                out.put_u16(port::to_ofp10(*in_port));
-                out.put_u8(*table);
-                out.put_zeros(3);
             }
             Action::SetTunnel64(id) => {
                 out.put_u16(NXAST_SET_TUNNEL64);
@@ -437,7 +452,12 @@ impl Action {
             | Action::SetField(_)
             | Action::PushVlan(_)
             | Action::PopVlan
-            | Action::DecTtl => unreachable!("standard actions are encoded by Action::encode"),
+            | Action::DecTtl
+            | Action::RegLoad { .. }
+            | Action::RegMove { .. }
+            | Action::Resubmit { .. } => {
+                unreachable!("fixed-size actions are encoded by Action::encode")
+            }
         }
         pad_to_8(out, start);
         let len = out.len() - start;

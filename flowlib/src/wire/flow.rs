@@ -356,23 +356,25 @@ pub fn encode_flow_mod(
     out: &mut Vec<u8>,
 ) {
     let start = out.len();
-    out.reserve(128);
-    out.put_u8(super::OFP13_VERSION);
-    out.put_u8(MsgType::FlowMod as u8);
-    out.put_u16(0);
-    out.put_u32(xid);
-    out.put_u64(flow.cookie);
-    out.put_u64(cookie_mask);
-    out.put_u8(flow.table);
-    out.put_u8(command as u8);
-    out.put_u16(flow.idle_timeout);
-    out.put_u16(flow.hard_timeout);
-    out.put_u16(flow.priority);
-    out.put_u32(buffer_id);
-    out.put_u32(out_port);
-    out.put_u32(out_group);
-    out.put_u16(flow.flags);
-    out.put_zeros(2);
+    out.reserve(160);
+    let mut f = super::Fixed::<48>::new();
+    f.u8(super::OFP13_VERSION)
+        .u8(MsgType::FlowMod as u8)
+        .u16(0)
+        .u32(xid);
+    f.u64(flow.cookie)
+        .u64(cookie_mask)
+        .u8(flow.table)
+        .u8(command as u8);
+    f.u16(flow.idle_timeout)
+        .u16(flow.hard_timeout)
+        .u16(flow.priority);
+    f.u32(buffer_id)
+        .u32(out_port)
+        .u32(out_group)
+        .u16(flow.flags)
+        .zeros(2);
+    f.append_to(out);
     flow.matches.encode(out);
     flow.instructions.encode(out);
     let len = out.len() - start;

@@ -139,6 +139,61 @@ impl PutBe for Vec<u8> {
     }
 }
 
+/// A small stack buffer: build a fixed-layout piece, then append it with one copy. Cheaper
+/// than many small `Vec` pushes on the encode hot path.
+pub(crate) struct Fixed<const N: usize> {
+    pub b: [u8; N],
+    pub n: usize,
+}
+
+impl<const N: usize> Fixed<N> {
+    #[inline(always)]
+    pub fn new() -> Self {
+        Fixed { b: [0; N], n: 0 }
+    }
+    #[inline(always)]
+    pub fn u8(&mut self, v: u8) -> &mut Self {
+        self.b[self.n] = v;
+        self.n += 1;
+        self
+    }
+    #[inline(always)]
+    pub fn u16(&mut self, v: u16) -> &mut Self {
+        self.bytes(&v.to_be_bytes())
+    }
+    #[inline(always)]
+    pub fn u32(&mut self, v: u32) -> &mut Self {
+        self.bytes(&v.to_be_bytes())
+    }
+    #[inline(always)]
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        self.bytes(&v.to_be_bytes())
+    }
+    #[inline(always)]
+    pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
+        self.b[self.n..self.n + v.len()].copy_from_slice(v);
+        self.n += v.len();
+        self
+    }
+    #[inline(always)]
+    pub fn zeros(&mut self, k: usize) -> &mut Self {
+        self.n += k;
+        self
+    }
+    /// Pads to a multiple of 8 and patches a 16-bit length at `at` with the final size.
+    #[inline(always)]
+    pub fn pad8_len_at(&mut self, at: usize) -> &mut Self {
+        self.n = (self.n + 7) & !7;
+        let n = self.n as u16;
+        self.b[at..at + 2].copy_from_slice(&n.to_be_bytes());
+        self
+    }
+    #[inline(always)]
+    pub fn append_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.b[..self.n]);
+    }
+}
+
 /// Pads the buffer with zeros to a multiple of 8 bytes counted from `start`.
 #[inline]
 pub(crate) fn pad_to_8(buf: &mut Vec<u8>, start: usize) {

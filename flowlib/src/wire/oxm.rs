@@ -491,6 +491,49 @@ impl Field {
         }
     }
 
+    /// (class, code, value length) without building the whole `FieldInfo`: the encode hot path.
+    #[inline]
+    pub fn wire(self) -> (u16, u8, u8) {
+        match self {
+            Field::ConjId => (NXM_NX, 37, 4),
+            Field::InPort => (OXM_BASIC, 0, 4),
+            Field::EthSrc => (OXM_BASIC, 4, 6),
+            Field::EthDst => (OXM_BASIC, 3, 6),
+            Field::EthType => (OXM_BASIC, 5, 2),
+            Field::VlanVid => (OXM_BASIC, 6, 2),
+            Field::VlanPcp => (OXM_BASIC, 7, 1),
+            Field::Ipv4Src => (OXM_BASIC, 11, 4),
+            Field::Ipv4Dst => (OXM_BASIC, 12, 4),
+            Field::Ipv6Src => (OXM_BASIC, 26, 16),
+            Field::Ipv6Dst => (OXM_BASIC, 27, 16),
+            Field::IpDscp => (OXM_BASIC, 8, 1),
+            Field::NwTtl => (NXM_NX, 29, 1),
+            Field::IpProto => (OXM_BASIC, 10, 1),
+            Field::TcpSrc => (OXM_BASIC, 13, 2),
+            Field::TcpDst => (OXM_BASIC, 14, 2),
+            Field::UdpSrc => (OXM_BASIC, 15, 2),
+            Field::UdpDst => (OXM_BASIC, 16, 2),
+            Field::IcmpType => (OXM_BASIC, 19, 1),
+            Field::IcmpCode => (OXM_BASIC, 20, 1),
+            Field::ArpOp => (OXM_BASIC, 21, 2),
+            Field::ArpSpa => (OXM_BASIC, 22, 4),
+            Field::ArpTpa => (OXM_BASIC, 23, 4),
+            Field::ArpSha => (OXM_BASIC, 24, 6),
+            Field::ArpTha => (OXM_BASIC, 25, 6),
+            Field::TunId => (OXM_BASIC, 38, 8),
+            Field::TunSrc => (NXM_NX, 31, 4),
+            Field::TunDst => (NXM_NX, 32, 4),
+            Field::TunMetadata(n) => (NXM_NX, 40 + (n & 63), MAX_TUN_METADATA_LEN),
+            Field::Reg(n) => (NXM_NX, n & 15, 4),
+            Field::PktMark => (NXM_NX, 33, 4),
+            Field::CtState => (NXM_NX, 105, 4),
+            Field::CtZone => (NXM_NX, 106, 2),
+            Field::CtMark => (NXM_NX, 107, 4),
+            Field::Metadata => (OXM_BASIC, 2, 8),
+            Field::Xreg(n) => (OXM_PKT_REGS, n & 7, 8),
+        }
+    }
+
     /// Looks a field up by its OXM/NXM class and code.
     pub fn from_header(class: u16, code: u8) -> Option<Field> {
         Some(match (class, code) {
@@ -581,9 +624,9 @@ impl Field {
     /// The 4-byte OXM/NXM header for this field with a value of `len` bytes.
     #[inline]
     pub fn header(self, len: u8, masked: bool) -> u32 {
-        let i = self.info();
+        let (class, code, _) = self.wire();
         let l = if masked { len as u32 * 2 } else { len as u32 };
-        ((i.class as u32) << 16) | ((i.code as u32) << 9) | ((masked as u32) << 8) | l
+        ((class as u32) << 16) | ((code as u32) << 9) | ((masked as u32) << 8) | l
     }
 
     /// The NXM (class, code) of fields that have one; OVS names fields by it inside NX
@@ -611,9 +654,9 @@ impl Field {
             Field::Ipv6Src => (NXM_NX, 19),
             Field::Ipv6Dst => (NXM_NX, 20),
             f => {
-                let i = f.info();
-                if i.class == NXM_NX || i.class == NXM_OF {
-                    (i.class, i.code)
+                let (class, code, _) = f.wire();
+                if class == NXM_NX || class == NXM_OF {
+                    (class, code)
                 } else {
                     return None;
                 }
@@ -780,19 +823,20 @@ impl MatchField {
 
     #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.put_u32(self.field.header(self.len, self.mask.is_some()));
-        put_value(out, self.value, self.len);
+        let mut f = super::Fixed::<36>::new();
+        self.write(&mut f);
+        f.append_to(out);
+    }
+
+    #[inline(always)]
+    pub(crate) fn write<const N: usize>(&self, f: &mut super::Fixed<N>) {
+        let len = self.len.min(16) as usize;
+        f.u32(self.field.header(self.len, self.mask.is_some()));
+        f.bytes(&self.value.to_be_bytes()[16 - len..]);
         if let Some(m) = self.mask {
-            put_value(out, m, self.len);
+            f.bytes(&m.to_be_bytes()[16 - len..]);
         }
     }
-}
-
-/// Appends the low `len` bytes of `v`, big-endian.
-#[inline]
-pub(crate) fn put_value(out: &mut Vec<u8>, v: u128, len: u8) {
-    let b = v.to_be_bytes();
-    out.extend_from_slice(&b[16 - len.min(16) as usize..]);
 }
 
 /// Reads `len` (<= 16) bytes as a right-aligned big-endian value.
@@ -892,7 +936,7 @@ impl Match {
 
     /// Exact match on a fixed-size field.
     pub fn set(&mut self, field: Field, value: u128) -> &mut Self {
-        let len = field.info().len;
+        let len = field.wire().2;
         if let Some(mf) = MatchField::new(field, len, value, None) {
             self.insert(mf);
         }
@@ -901,7 +945,7 @@ impl Match {
 
     /// Masked match on a fixed-size field; a zero mask removes the field.
     pub fn set_masked(&mut self, field: Field, value: u128, mask: u128) -> &mut Self {
-        let len = field.info().len;
+        let len = field.wire().2;
         match MatchField::new(field, len, value, Some(mask)) {
             Some(mf) => self.insert(mf),
             None => self.remove(field),
@@ -992,6 +1036,19 @@ impl Match {
     /// Appends an `ofp_match` (type OXM, length, entries, padding to 8).
     #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
+        // Most matches fit one stack buffer: one copy into `out`.
+        if self.fields.len() <= 4 {
+            let mut f = super::Fixed::<152>::new();
+            f.u16(1).u16(0); // OFPMT_OXM, length
+            for mf in &self.fields {
+                mf.write(&mut f);
+            }
+            let len = f.n as u16;
+            f.b[2..4].copy_from_slice(&len.to_be_bytes());
+            f.n = (f.n + 7) & !7;
+            f.append_to(out);
+            return;
+        }
         let start = out.len();
         out.put_u16(1); // OFPMT_OXM
         out.put_u16(0);

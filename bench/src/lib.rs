@@ -1,0 +1,7 @@
+//! kovs benchmarks: shared workloads for `cargo bench` and the `kovs-bench` comparisons.
+
+pub mod alloc_count;
+pub mod compile_bench;
+pub mod encode_bench;
+pub mod shapes;
+pub mod synth;
