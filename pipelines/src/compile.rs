@@ -146,9 +146,25 @@ pub struct LocalProvider {
     pub uplink: u32,
 }
 
+/// What a pod's flows need from its subnet, computed once per state (pods look it up by a
+/// fast hash instead of walking the ordered maps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetCtx {
+    pub key: u32,
+    pub vpc: u32,
+    /// Underlay (has a VLAN).
+    pub underlay: bool,
+    /// Has a router port (overlay, logicalGateway, u2o).
+    pub routed: bool,
+    /// Underlay whose provider network is on this node.
+    pub provider_here: bool,
+}
+
 /// Identifiers and per-node facts derived from one cluster state.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// Programmed subnets only.
+    pub subnets: hashbrown::HashMap<String, SubnetCtx>,
     pub subnet_keys: HashMap<String, u32>,
     pub vpc_ids: HashMap<String, u32>,
     pub join: JoinSubnet,
@@ -209,7 +225,26 @@ impl Plan {
                 }
             }
         }
+        let subnets = state
+            .subnets
+            .values()
+            .filter(|s| programmed(s))
+            .map(|s| {
+                let ctx = SubnetCtx {
+                    key: subnet_keys.get(&s.name).copied().unwrap_or(0),
+                    vpc: vpc_ids.get(&s.vpc).copied().unwrap_or(0),
+                    underlay: s.vlan.is_some(),
+                    routed: s.is_routed(),
+                    provider_here: s
+                        .vlan
+                        .as_ref()
+                        .is_some_and(|vb| providers.contains_key(&vb.provider_network)),
+                };
+                (s.name.clone(), ctx)
+            })
+            .collect();
         Plan {
+            subnets,
             subnet_keys,
             vpc_ids,
             join,
@@ -269,6 +304,22 @@ impl<'a> Emitter<'a> {
             object: owner.object(),
             bridge: 0,
         }
+    }
+    /// An emitter for a known cookie object, reusing a scratch buffer.
+    pub fn with_object(
+        out: &'a mut Vec<CompactFlow>,
+        object: u64,
+        scratch: Vec<u8>,
+    ) -> Emitter<'a> {
+        Emitter {
+            out,
+            scratch,
+            object,
+            bridge: 0,
+        }
+    }
+    pub fn into_scratch(self) -> Vec<u8> {
+        self.scratch
     }
     fn on(&mut self, bridge: BridgeId) -> &mut Self {
         self.bridge = bridge;
@@ -641,11 +692,6 @@ pub fn emit_subnet(
     }
 }
 
-/// Whether `pod`'s subnet is an underlay one.
-fn is_underlay(s: &ValidSubnet) -> bool {
-    s.vlan.is_some()
-}
-
 /// A pod's flows: spoof guard and delivery where it lives; ARP, routes and tunnel entries elsewhere.
 pub fn emit_pod(
     e: &mut Emitter<'_>,
@@ -654,23 +700,14 @@ pub fn emit_pod(
     cfg: &NodeConfig,
     pod: &ValidPod,
 ) {
-    let Some(s) = state.subnets.get(&pod.subnet) else {
+    let Some(s) = plan.subnets.get(pod.subnet.as_str()) else {
         return;
     };
-    if !programmed(s) {
-        return;
-    }
     e.on(0);
-    let key = plan.key(&s.name);
-    let vpc = plan.vpc(&s.vpc);
+    let (key, vpc) = (s.key, s.vpc);
     let local = pod.node == cfg.node;
-    let underlay = is_underlay(s);
-    if underlay
-        && s.vlan
-            .as_ref()
-            .is_some_and(|vb| !plan.providers.contains_key(&vb.provider_network))
-        && local
-    {
+    let underlay = s.underlay;
+    if underlay && !s.provider_here && local {
         // The pod's provider network is not on this node: nothing can carry its traffic.
         return;
     }
@@ -748,7 +785,7 @@ pub fn emit_pod(
         e.flow(Stage::Arp, T_ARP, 100, mm, arp_answer(pod.mac));
     }
     // Routes towards the pod from the rest of its VPC.
-    if s.is_routed() {
+    if s.routed {
         let mut mm = ip_match();
         mm.reg(REG_VPC, vpc).ipv4_dst(pod.ip);
         e.flow(Stage::L3, T_ROUTING, 200, mm, route_to(pod.mac, key));
@@ -913,6 +950,48 @@ pub fn emit_provider(e: &mut Emitter<'_>, plan: &Plan, bridges: &mut Bridges, pn
 
 /// Table where learned physical-gateway MACs live (u2o).
 pub const T_GATEWAY_MAC: u8 = 22;
+
+/// Emits every flow of the state, owner by owner, without materialising the owner list.
+pub fn emit_all(
+    out: &mut Vec<CompactFlow>,
+    state: &ClusterState,
+    plan: &Plan,
+    cfg: &NodeConfig,
+    bridges: &mut Bridges,
+    mut sink: impl FnMut(&mut Vec<CompactFlow>),
+) {
+    if !plan.node_known {
+        return;
+    }
+    emit_owner(out, &Owner::Global, state, plan, cfg, bridges);
+    sink(out);
+    for s in state.subnets.values() {
+        let mut e = Emitter::new(out, &Owner::Subnet(s.name.clone()));
+        emit_subnet(&mut e, plan, cfg, bridges, s);
+        sink(out);
+    }
+    for n in state.nodes.keys() {
+        let mut e = Emitter::new(out, &Owner::Node(n.clone()));
+        emit_node(&mut e, state, plan, cfg, n);
+        sink(out);
+    }
+    for pn in plan.providers.keys() {
+        let mut e = Emitter::new(out, &Owner::ProviderNetwork(pn.clone()));
+        emit_provider(&mut e, plan, bridges, pn);
+        sink(out);
+    }
+    let mut scratch = Vec::with_capacity(256);
+    for pod in state.pods.values() {
+        let mut e = Emitter::with_object(
+            out,
+            object_id("Pod", &pod.namespace, &pod.name),
+            std::mem::take(&mut scratch),
+        );
+        emit_pod(&mut e, state, plan, cfg, pod);
+        scratch = e.into_scratch();
+        sink(out);
+    }
+}
 
 /// Every owner present in `state` for this node, in a deterministic order.
 pub fn owners(state: &ClusterState, plan: &Plan) -> Vec<Owner> {

@@ -1,7 +1,7 @@
 //! The incremental compiler: holds the cluster and its compiled flows, takes object changes
 //! and returns the flow delta.
 
-use crate::compile::{emit_owner, owners, Bridges, NodeConfig, Owner, Plan};
+use crate::compile::{emit_all, emit_owner, Bridges, NodeConfig, Owner, Plan};
 use crate::flowset::{CompactFlow, Delta, FlowSet};
 use crate::model::{validate, Change, ClusterState, ObjectSet};
 
@@ -12,15 +12,13 @@ pub fn compile_all(
     cfg: &NodeConfig,
     bridges: &mut Bridges,
 ) -> FlowSet {
-    let mut set = FlowSet::new();
+    let mut set = FlowSet::with_capacity(state.pods.len() * 3 + 64);
     let mut buf = Vec::with_capacity(16);
-    for owner in owners(state, plan) {
-        buf.clear();
-        emit_owner(&mut buf, &owner, state, plan, cfg, bridges);
-        for f in buf.drain(..) {
+    emit_all(&mut buf, state, plan, cfg, bridges, |out| {
+        for f in out.drain(..) {
             set.insert(f);
         }
-    }
+    });
     set
 }
 

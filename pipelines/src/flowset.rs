@@ -179,6 +179,12 @@ impl FlowSet {
     pub fn new() -> FlowSet {
         FlowSet::default()
     }
+    pub fn with_capacity(n: usize) -> FlowSet {
+        FlowSet {
+            table: HashTable::with_capacity(n),
+            hasher: KeyHasher::default(),
+        }
+    }
     pub fn len(&self) -> usize {
         self.table.len()
     }

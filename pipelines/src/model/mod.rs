@@ -4,12 +4,16 @@
 //! Flow: [`load_path`]/[`load_yaml_str`] -> [`ObjectSet`] (raw objects, by [`ObjectKey`]) ->
 //! [`validate`] -> [`ClusterState`] (valid objects with parsed addresses, plus a
 //! [`ValidationError`] per problem). An incremental consumer keeps the `ObjectSet`, applies
-//! [`Change`]s to it and revalidates: validation is a cheap, pure function of the set.
+//! [`Change`]s to it and revalidates: validation is a cheap, pure function of the set. Pod
+//! changes, the bulk of the churn, can skip that: [`ClusterState::upsert_pod`] and
+//! [`ClusterState::delete_pod`] apply one in microseconds and return the [`PodDelta`], or `None`
+//! in the rare cases they leave to a full revalidation.
 //!
 //! Only IPv4 is programmed: dual-stack values (`v4,v6`) keep their IPv4 part; the IPv6 part is
 //! syntax-checked and otherwise ignored; IPv6-only objects are rejected.
 
 mod addr;
+mod incremental;
 mod load;
 mod objects;
 mod validate;
@@ -17,6 +21,7 @@ mod validate;
 pub use addr::{
     derive_mac, first_host, format_mac, is_unicast_mac, parse_mac, Ipv4Range, MacAddr, MacDisplay,
 };
+pub use incremental::{PodDelta, MAX_CLAIM_GROUP};
 pub use load::{load_json_str, load_path, load_yaml_str, IgnoredObject, LoadError, Loaded};
 pub use objects::{
     Change, CustomInterface, IntOrString, LabelSelector, LabelSelectorRequirement, Node,

@@ -141,6 +141,11 @@ pub struct ObjectMeta {
     pub labels: BTreeMap<String, String>,
     #[serde(deserialize_with = "lenient::string_map")]
     pub annotations: BTreeMap<String, String>,
+    /// `metadata.creationTimestamp` as written (RFC 3339, e.g. `2024-05-01T12:00:00Z`); `None`
+    /// when absent, null or empty. Not parsed: RFC 3339 UTC timestamps of one format sort in
+    /// time order as strings.
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub creation_timestamp: Option<String>,
 }
 
 /// An integer field as written: validation reports non-integers with the field name.
@@ -398,6 +403,18 @@ pub struct Pod {
     pub status: PodStatus,
 }
 
+impl Pod {
+    /// The key: a pod without a namespace is in `default` (as kubectl applies it).
+    pub fn key(&self) -> ObjectKey {
+        let namespace = if self.metadata.namespace.is_empty() {
+            "default"
+        } else {
+            &self.metadata.namespace
+        };
+        ObjectKey::pod(namespace, self.metadata.name.clone())
+    }
+}
+
 /// Pod `spec`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -482,19 +499,9 @@ impl Object {
 
     /// The key: pods without a namespace are in `default`; cluster-scoped kinds have none.
     pub fn key(&self) -> ObjectKey {
-        let meta = self.meta();
-        let kind = self.kind();
-        let namespace = if !kind.is_namespaced() {
-            String::new()
-        } else if meta.namespace.is_empty() {
-            "default".to_owned()
-        } else {
-            meta.namespace.clone()
-        };
-        ObjectKey {
-            kind,
-            namespace,
-            name: meta.name.clone(),
+        match self {
+            Object::Pod(pod) => pod.key(),
+            _ => ObjectKey::cluster(self.kind(), self.meta().name.clone()),
         }
     }
 
@@ -696,6 +703,11 @@ mod lenient {
 
     pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         d.deserialize_any(Scalar)
+    }
+
+    /// A scalar, `None` when null or empty.
+    pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Some(d.deserialize_any(Scalar)?).filter(|s| !s.is_empty()))
     }
 
     pub fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

@@ -5,7 +5,7 @@
 //! (same IP, same MAC, overlapping CIDRs, same VLAN id), the first in key order wins, so the
 //! result does not depend on the order objects arrived in.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -15,6 +15,7 @@ use super::addr::{
     derive_mac, first_host, host_range, is_unicast_mac, parse_exclude, parse_mac, reserved_role,
     ExcludeEntry, Ipv4Range, MacAddr, MacDisplay,
 };
+use super::incremental::PodIndex;
 use super::objects::{
     LabelSelector, Node, Object, ObjectKey, ObjectKind, ObjectSet, Pod, ProviderNetwork, Subnet,
     Vlan, Vpc,
@@ -212,6 +213,9 @@ pub struct ValidVpc {
     pub enable_external: bool,
     /// True for the default VPC when no Vpc object named `ovn-cluster` was given.
     pub implicit: bool,
+    /// `metadata.creationTimestamp` as written (RFC 3339); `None` when absent and for the
+    /// implicit default VPC.
+    pub creation_timestamp: Option<String>,
 }
 
 /// How a subnet's gateway is placed (only matters for routed subnets in the default VPC).
@@ -298,6 +302,8 @@ pub struct ValidSubnet {
     pub enable_lb: Option<bool>,
     pub enable_dhcp: bool,
     pub disable_gateway_check: bool,
+    /// `metadata.creationTimestamp` as written (RFC 3339), `None` when absent.
+    pub creation_timestamp: Option<String>,
 }
 
 impl ValidSubnet {
@@ -368,7 +374,13 @@ impl ValidPod {
 
 /// The validated cluster: what the flow compiler reads. Collections are ordered by name, so
 /// anything generated from them is deterministic.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Besides the public fields it carries private indexes (who claims each pod address, which
+/// referenced objects exist but were rejected) that [`ClusterState::upsert_pod`] and
+/// [`ClusterState::delete_pod`] use to apply pod changes without revalidating. `==` and `Debug`
+/// only look at the public fields. The indexes are built by [`validate`] and kept up to date by
+/// those two methods: editing `pods` or `errors` by hand makes their later answers wrong.
+#[derive(Clone, Default)]
 pub struct ClusterState {
     pub nodes: BTreeMap<String, ValidNode>,
     pub provider_networks: BTreeMap<String, ValidProviderNetwork>,
@@ -379,6 +391,37 @@ pub struct ClusterState {
     pub pods: BTreeMap<PodName, ValidPod>,
     /// The rejected objects, in validation order (by kind in dependency order, then name).
     pub errors: Vec<ValidationError>,
+    /// For incremental pod changes.
+    pub(super) index: PodIndex,
+}
+
+impl PartialEq for ClusterState {
+    /// Compares the validated content; the private indexes are derived from it and the objects.
+    fn eq(&self, other: &Self) -> bool {
+        self.nodes == other.nodes
+            && self.provider_networks == other.provider_networks
+            && self.vlans == other.vlans
+            && self.vpcs == other.vpcs
+            && self.subnets == other.subnets
+            && self.pods == other.pods
+            && self.errors == other.errors
+    }
+}
+
+impl Eq for ClusterState {}
+
+impl fmt::Debug for ClusterState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterState")
+            .field("nodes", &self.nodes)
+            .field("provider_networks", &self.provider_networks)
+            .field("vlans", &self.vlans)
+            .field("vpcs", &self.vpcs)
+            .field("subnets", &self.subnets)
+            .field("pods", &self.pods)
+            .field("errors", &self.errors)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClusterState {
@@ -446,7 +489,8 @@ pub fn u2o_default_ip(
 /// Validates a set of raw objects into a [`ClusterState`].
 ///
 /// Pure and cheap enough to rerun on every change: one pass per kind, hash maps for the
-/// uniqueness checks.
+/// uniqueness checks. Also builds the indexes that let [`ClusterState::upsert_pod`] and
+/// [`ClusterState::delete_pod`] apply pod changes without rerunning it.
 pub fn validate(objects: &ObjectSet) -> ClusterState {
     let mut v = Validator {
         objects,
@@ -655,11 +699,8 @@ impl<'a> Validator<'a> {
 
     /// "unknown X" or "X was rejected", for a reference to a missing valid object.
     fn missing(&self, kind: ObjectKind, name: &str) -> String {
-        if self.objects.contains(&ObjectKey::cluster(kind, name)) {
-            format!("{kind} \"{name}\" was rejected")
-        } else {
-            format!("unknown {kind} \"{name}\"")
-        }
+        let exists = self.objects.contains(&ObjectKey::cluster(kind, name));
+        missing_message(kind, name, exists)
     }
 
     fn nodes(&mut self) {
@@ -767,6 +808,7 @@ impl<'a> Validator<'a> {
                     static_routes: Vec::new(),
                     enable_external: false,
                     implicit: true,
+                    creation_timestamp: None,
                 },
             );
         }
@@ -1003,187 +1045,309 @@ impl<'a> Validator<'a> {
             enable_lb: spec.enable_lb,
             enable_dhcp: spec.enable_dhcp,
             disable_gateway_check: spec.disable_gateway_check,
+            creation_timestamp: subnet.metadata.creation_timestamp.clone(),
         })
     }
 
     fn pods(&mut self) {
-        // First claimant (in namespace/name order) of an IP or MAC within a subnet.
-        let mut ips: HashMap<(&'a str, Ipv4Addr), &'a ObjectKey> = HashMap::new();
-        let mut macs: HashMap<(&'a str, MacAddr), &'a ObjectKey> = HashMap::new();
-        for (key, obj) in self.objects.of_kind(ObjectKind::Pod) {
+        let objects = self.objects;
+        let ClusterState {
+            nodes,
+            subnets,
+            pods,
+            errors,
+            index,
+            ..
+        } = &mut self.state;
+        index.rejected_nodes = objects
+            .of_kind(ObjectKind::Node)
+            .filter(|(k, _)| !nodes.contains_key(&k.name))
+            .map(|(k, _)| k.name.clone())
+            .collect();
+        index.rejected_subnets = objects
+            .of_kind(ObjectKind::Subnet)
+            .filter(|(k, _)| !subnets.contains_key(&k.name))
+            .map(|(k, _)| k.name.clone())
+            .collect();
+        let PodIndex {
+            rejected_nodes,
+            rejected_subnets,
+            claimants,
+            duplicates,
+            odd_namespaces,
+        } = index;
+        let ctx = PodContext {
+            nodes,
+            subnets,
+            rejected_nodes,
+            rejected_subnets,
+        };
+        let mut claims = Claims::default();
+        for (key, obj) in objects.of_kind(ObjectKind::Pod) {
             let Object::Pod(pod) = obj else { continue };
-            let Some(bound) = bound_annotations(pod) else {
-                continue;
-            };
-            let mut r = Report::new(key);
-            let (ip_field, mac_field, ls_field) = (
-                || annotation_field(ANNOTATION_IP_ADDRESS),
-                || annotation_field(ANNOTATION_MAC_ADDRESS),
-                || annotation_field(ANNOTATION_LOGICAL_SWITCH),
-            );
-
-            let subnet = match bound.subnet {
-                None => {
-                    r.fail(
-                        ls_field(),
-                        format!(
-                            "is required when {ANNOTATION_IP_ADDRESS} or {ANNOTATION_MAC_ADDRESS} is set"
-                        ),
-                    );
-                    None
+            *odd_namespaces |= key.namespace.contains('/');
+            let valid = match check_pod(key, pod, &ctx) {
+                PodVerdict::Unbound => continue,
+                PodVerdict::Invalid(e) => {
+                    errors.extend(e);
+                    continue;
                 }
-                Some(name) => match self.state.subnets.get(name) {
-                    None => {
-                        r.fail(ls_field(), self.missing(ObjectKind::Subnet, name));
-                        None
-                    }
-                    // IPAM-only subnets (another CNI's provider) have no OVS dataplane.
-                    Some(s) if !s.ovn_managed => {
-                        r.fail(
-                            ls_field(),
-                            format!(
-                                "Subnet \"{name}\" has provider {:?}, which kovs does not wire",
-                                s.provider
-                            ),
-                        );
-                        None
-                    }
-                    Some(s) => Some(s),
-                },
+                PodVerdict::Candidate(valid) => valid,
             };
-            let node = pod.spec.node_name.as_str();
-            if !self.state.nodes.contains_key(node) {
-                r.fail("spec.nodeName", self.missing(ObjectKind::Node, node));
-            }
-
-            let ip = match bound.ip {
-                None => {
-                    r.fail(
-                        ip_field(),
-                        format!("is required when {ANNOTATION_MAC_ADDRESS} is set"),
-                    );
-                    None
-                }
-                Some(s) => match parse_ip_list(s) {
-                    Ok(Some(ip)) => Some(ip),
-                    Ok(None) => {
-                        r.fail(
-                            ip_field(),
-                            format!("{s:?} has no IPv4 address (IPv4 is required)"),
-                        );
-                        None
-                    }
-                    Err(m) => {
-                        r.fail(ip_field(), m);
-                        None
-                    }
-                },
+            // Borrow the subnet name from the state, which outlives `claims`.
+            let (subnet, _) = ctx
+                .subnets
+                .get_key_value(&valid.subnet)
+                .expect("a candidate's subnet is valid");
+            let who = (key.namespace.as_str(), key.name.as_str());
+            let dup = claims.decide(who, subnet, valid.ip, valid.mac);
+            claimants.add(&valid);
+            let name = PodName {
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
             };
-            let mac = match bound.mac {
-                None => {
-                    r.fail(
-                        mac_field(),
-                        format!("is required when {ANNOTATION_IP_ADDRESS} is set"),
-                    );
-                    None
-                }
-                Some(s) => match parse_mac(s.trim()) {
-                    None => {
-                        r.fail(mac_field(), format!("{s:?} is not a valid MAC address"));
-                        None
-                    }
-                    Some(m) if !is_unicast_mac(&m) => {
-                        r.fail(
-                            mac_field(),
-                            format!("{} is not a unicast MAC address", MacDisplay(&m)),
-                        );
-                        None
-                    }
-                    Some(m) => Some(m),
-                },
-            };
-
-            if let (Some(s), Some(ip)) = (subnet, ip) {
-                if !s.cidr.contains(&ip) {
-                    r.fail(
-                        ip_field(),
-                        format!("{ip} is not in {} of Subnet \"{}\"", s.cidr, s.name),
-                    );
-                } else if ip == s.gateway {
-                    r.fail(
-                        ip_field(),
-                        format!("{ip} is the gateway of Subnet \"{}\"", s.name),
-                    );
-                } else if let Some(role) = reserved_role(&s.cidr, ip) {
-                    r.fail(
-                        ip_field(),
-                        format!("{ip} is the {role} address of {}", s.cidr),
-                    );
-                } else if s.u2o().is_some_and(|u| u.ip == ip) {
-                    r.fail(
-                        ip_field(),
-                        format!(
-                            "{ip} is the u2o interconnection IP of Subnet \"{}\"",
-                            s.name
-                        ),
-                    );
-                }
-            }
-            if let (Some(s), Some(mac)) = (subnet, mac) {
-                if s.u2o().is_some_and(|u| u.mac == mac) {
-                    r.fail(
-                        mac_field(),
-                        format!(
-                            "{} is the u2o interconnection MAC of Subnet \"{}\"",
-                            MacDisplay(&mac),
-                            s.name
-                        ),
-                    );
-                }
-            }
-            let (Some(_), Some(ip), Some(mac), true) = (subnet, ip, mac, r.ok()) else {
-                self.finish(r);
-                continue;
-            };
-            let sname: &'a str = bound.subnet.expect("resolved");
-            if let Some(first) = ips.get(&(sname, ip)) {
-                r.fail(
-                    ip_field(),
-                    format!(
-                        "{ip} is already used by Pod \"{}\" in Subnet \"{sname}\"",
-                        first.display_name()
-                    ),
-                );
-            }
-            if let Some(first) = macs.get(&(sname, mac)) {
-                r.fail(
-                    mac_field(),
-                    format!(
-                        "{} is already used by Pod \"{}\" in Subnet \"{sname}\"",
-                        MacDisplay(&mac),
-                        first.display_name()
-                    ),
-                );
-            }
-            if self.finish(r) {
-                ips.insert((sname, ip), key);
-                macs.insert((sname, mac), key);
-                self.state.pods.insert(
-                    PodName {
-                        namespace: key.namespace.clone(),
-                        name: key.name.clone(),
-                    },
-                    ValidPod {
-                        namespace: key.namespace.clone(),
-                        name: key.name.clone(),
-                        node: node.to_owned(),
-                        subnet: sname.to_owned(),
-                        ip,
-                        mac,
-                    },
-                );
+            if dup.is_empty() {
+                pods.insert(name, valid);
+            } else {
+                errors.extend(dup);
+                duplicates.insert(name, valid);
             }
         }
+    }
+}
+
+/// "unknown X" or "X was rejected": why a reference to a valid object failed.
+fn missing_message(kind: ObjectKind, name: &str, exists: bool) -> String {
+    if exists {
+        format!("{kind} \"{name}\" was rejected")
+    } else {
+        format!("unknown {kind} \"{name}\"")
+    }
+}
+
+/// What a pod's own rules need to know about the rest of the cluster: the valid nodes and
+/// subnets, and which names belong to objects that exist but were rejected (for messages).
+/// Pod changes never change any of it, which is what makes them incremental.
+pub(super) struct PodContext<'s> {
+    pub nodes: &'s BTreeMap<String, ValidNode>,
+    pub subnets: &'s BTreeMap<String, ValidSubnet>,
+    pub rejected_nodes: &'s HashSet<String>,
+    pub rejected_subnets: &'s HashSet<String>,
+}
+
+/// What the pod-local rules decide about a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum PodVerdict {
+    /// Not on the dataplane (see [`bound_annotations`]): no error, claims nothing.
+    Unbound,
+    /// Rejected by its own rules (these errors, in order): claims nothing.
+    Invalid(Vec<ValidationError>),
+    /// Passes its own rules: valid unless an earlier pod (in key order) already holds its IP or
+    /// MAC in the subnet; see [`Claims`].
+    Candidate(ValidPod),
+}
+
+/// The pod-local rules: everything about a pod except address clashes with other pods.
+/// [`validate`] and the incremental pod updates both decide pods with this function.
+pub(super) fn check_pod(key: &ObjectKey, pod: &Pod, ctx: &PodContext<'_>) -> PodVerdict {
+    let Some(bound) = bound_annotations(pod) else {
+        return PodVerdict::Unbound;
+    };
+    let mut r = Report::new(key);
+    let (ip_field, mac_field, ls_field) = (
+        || annotation_field(ANNOTATION_IP_ADDRESS),
+        || annotation_field(ANNOTATION_MAC_ADDRESS),
+        || annotation_field(ANNOTATION_LOGICAL_SWITCH),
+    );
+
+    let subnet = match bound.subnet {
+        None => {
+            r.fail(
+                ls_field(),
+                format!(
+                    "is required when {ANNOTATION_IP_ADDRESS} or {ANNOTATION_MAC_ADDRESS} is set"
+                ),
+            );
+            None
+        }
+        Some(name) => match ctx.subnets.get(name) {
+            None => {
+                let exists = ctx.rejected_subnets.contains(name);
+                r.fail(
+                    ls_field(),
+                    missing_message(ObjectKind::Subnet, name, exists),
+                );
+                None
+            }
+            // IPAM-only subnets (another CNI's provider) have no OVS dataplane.
+            Some(s) if !s.ovn_managed => {
+                r.fail(
+                    ls_field(),
+                    format!(
+                        "Subnet \"{name}\" has provider {:?}, which kovs does not wire",
+                        s.provider
+                    ),
+                );
+                None
+            }
+            Some(s) => Some(s),
+        },
+    };
+    let node = pod.spec.node_name.as_str();
+    if !ctx.nodes.contains_key(node) {
+        let exists = ctx.rejected_nodes.contains(node);
+        r.fail(
+            "spec.nodeName",
+            missing_message(ObjectKind::Node, node, exists),
+        );
+    }
+
+    let ip = match bound.ip {
+        None => {
+            r.fail(
+                ip_field(),
+                format!("is required when {ANNOTATION_MAC_ADDRESS} is set"),
+            );
+            None
+        }
+        Some(s) => match parse_ip_list(s) {
+            Ok(Some(ip)) => Some(ip),
+            Ok(None) => {
+                r.fail(
+                    ip_field(),
+                    format!("{s:?} has no IPv4 address (IPv4 is required)"),
+                );
+                None
+            }
+            Err(m) => {
+                r.fail(ip_field(), m);
+                None
+            }
+        },
+    };
+    let mac = match bound.mac {
+        None => {
+            r.fail(
+                mac_field(),
+                format!("is required when {ANNOTATION_IP_ADDRESS} is set"),
+            );
+            None
+        }
+        Some(s) => match parse_mac(s.trim()) {
+            None => {
+                r.fail(mac_field(), format!("{s:?} is not a valid MAC address"));
+                None
+            }
+            Some(m) if !is_unicast_mac(&m) => {
+                r.fail(
+                    mac_field(),
+                    format!("{} is not a unicast MAC address", MacDisplay(&m)),
+                );
+                None
+            }
+            Some(m) => Some(m),
+        },
+    };
+
+    if let (Some(s), Some(ip)) = (subnet, ip) {
+        if !s.cidr.contains(&ip) {
+            r.fail(
+                ip_field(),
+                format!("{ip} is not in {} of Subnet \"{}\"", s.cidr, s.name),
+            );
+        } else if ip == s.gateway {
+            r.fail(
+                ip_field(),
+                format!("{ip} is the gateway of Subnet \"{}\"", s.name),
+            );
+        } else if let Some(role) = reserved_role(&s.cidr, ip) {
+            r.fail(
+                ip_field(),
+                format!("{ip} is the {role} address of {}", s.cidr),
+            );
+        } else if s.u2o().is_some_and(|u| u.ip == ip) {
+            r.fail(
+                ip_field(),
+                format!(
+                    "{ip} is the u2o interconnection IP of Subnet \"{}\"",
+                    s.name
+                ),
+            );
+        }
+    }
+    if let (Some(s), Some(mac)) = (subnet, mac) {
+        if s.u2o().is_some_and(|u| u.mac == mac) {
+            r.fail(
+                mac_field(),
+                format!(
+                    "{} is the u2o interconnection MAC of Subnet \"{}\"",
+                    MacDisplay(&mac),
+                    s.name
+                ),
+            );
+        }
+    }
+    match (bound.subnet, ip, mac, r.ok()) {
+        (Some(subnet), Some(ip), Some(mac), true) => PodVerdict::Candidate(ValidPod {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            node: node.to_owned(),
+            subnet: subnet.to_owned(),
+            ip,
+            mac,
+        }),
+        _ => PodVerdict::Invalid(r.errors),
+    }
+}
+
+/// The address rule between pods: within a subnet, the first candidate in key order that asks
+/// for an IP or MAC gets it, and a pod that loses either is rejected and claims nothing.
+/// Feed it candidates ([`PodVerdict::Candidate`]) in key order.
+#[derive(Default)]
+pub(super) struct Claims<'a> {
+    /// (subnet, IP) -> accepted holder (namespace, name).
+    ips: HashMap<(&'a str, Ipv4Addr), (&'a str, &'a str)>,
+    /// (subnet, MAC) -> accepted holder.
+    macs: HashMap<(&'a str, MacAddr), (&'a str, &'a str)>,
+}
+
+impl<'a> Claims<'a> {
+    /// Decides the candidate `who` (namespace, name) asking for `ip` and `mac` in `subnet`:
+    /// returns its errors, none when it is accepted (it then holds both addresses).
+    pub fn decide(
+        &mut self,
+        who: (&'a str, &'a str),
+        subnet: &'a str,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+    ) -> Vec<ValidationError> {
+        let error = |field: &str, message: String| ValidationError {
+            kind: ObjectKind::Pod,
+            name: format!("{}/{}", who.0, who.1),
+            field: annotation_field(field),
+            message,
+        };
+        let mut errors = Vec::new();
+        if let Some((ns, name)) = self.ips.get(&(subnet, ip)) {
+            errors.push(error(
+                ANNOTATION_IP_ADDRESS,
+                format!("{ip} is already used by Pod \"{ns}/{name}\" in Subnet \"{subnet}\""),
+            ));
+        }
+        if let Some((ns, name)) = self.macs.get(&(subnet, mac)) {
+            errors.push(error(
+                ANNOTATION_MAC_ADDRESS,
+                format!(
+                    "{} is already used by Pod \"{ns}/{name}\" in Subnet \"{subnet}\"",
+                    MacDisplay(&mac)
+                ),
+            ));
+        }
+        if errors.is_empty() {
+            self.ips.insert((subnet, ip), who);
+            self.macs.insert((subnet, mac), who);
+        }
+        errors
     }
 }
 
@@ -1394,6 +1558,7 @@ fn check_vpc(vpc: &Vpc, r: &mut Report<'_>) -> ValidVpc {
         static_routes,
         enable_external: vpc.spec.enable_external,
         implicit: false,
+        creation_timestamp: vpc.metadata.creation_timestamp.clone(),
     }
 }
 
