@@ -1,9 +1,10 @@
 //! The incremental compiler: holds the cluster and its compiled flows, takes object changes
 //! and returns the flow delta.
 
-use crate::compile::{emit_all, emit_owner, Bridges, NodeConfig, Owner, Plan};
+use crate::compile::{emit_all, emit_owner, emit_pod, Bridges, Emitter, NodeConfig, Owner, Plan};
 use crate::flowset::{CompactFlow, Delta, FlowSet};
-use crate::model::{validate, Change, ClusterState, ObjectSet};
+use crate::ids::object_id;
+use crate::model::{validate, Change, ClusterState, Object, ObjectKind, ObjectSet};
 
 /// Compiles every flow of `state` for the node in `cfg`.
 pub fn compile_all(
@@ -147,9 +148,56 @@ impl Compiler {
         d
     }
 
-    /// Fast path for changes that touch only pods whose validity is decided by the pod alone.
+    /// Fast path for pod-only batches: each pod change is validated incrementally and only
+    /// the flows of the pods it affected are recompiled. `None` (nothing changed) when a
+    /// change is not a pod's; a pod change the model cannot decide locally finishes the batch
+    /// through the full path.
     fn try_pods_fast(&mut self, changes: &[Change]) -> Option<Delta> {
-        let _ = changes;
-        None
+        let is_pod = |c: &Change| match c {
+            Change::Apply(o) => o.kind() == ObjectKind::Pod,
+            Change::Delete(k) => k.kind == ObjectKind::Pod,
+        };
+        if !changes.iter().all(is_pod) {
+            return None;
+        }
+        let mut total = Delta::default();
+        for (i, c) in changes.iter().enumerate() {
+            let pd = match c {
+                Change::Apply(Object::Pod(p)) => self.state.upsert_pod(p),
+                Change::Delete(k) => self.state.delete_pod(k),
+                Change::Apply(_) => None,
+            };
+            let Some(pd) = pd else {
+                // Undecidable here: apply the rest and recompile everything.
+                for c in &changes[i..] {
+                    self.objects.apply(c.clone());
+                }
+                let d = self.recompile();
+                total.compose(d);
+                return Some(total);
+            };
+            self.objects.apply(c.clone());
+            let mut old = Vec::new();
+            let mut new = Vec::new();
+            for p in &pd.removed {
+                let mut e = Emitter::with_object(
+                    &mut old,
+                    object_id("Pod", &p.namespace, &p.name),
+                    Vec::new(),
+                );
+                emit_pod(&mut e, &self.state, &self.plan, &self.cfg, p);
+            }
+            for p in &pd.added {
+                let mut e = Emitter::with_object(
+                    &mut new,
+                    object_id("Pod", &p.namespace, &p.name),
+                    Vec::new(),
+                );
+                emit_pod(&mut e, &self.state, &self.plan, &self.cfg, p);
+            }
+            let d = self.commit_owner_delta(&old, &new);
+            total.compose(d);
+        }
+        Some(total)
     }
 }

@@ -167,11 +167,39 @@ impl Delta {
     pub fn len(&self) -> usize {
         self.add.len() + self.modify.len() + self.delete.len()
     }
-    /// Appends another delta (later changes win: callers apply in order).
-    pub fn extend(&mut self, other: Delta) {
-        self.add.extend(other.add);
-        self.modify.extend(other.modify);
-        self.delete.extend(other.delete);
+    /// Folds a later delta into this one, so that applying the result equals applying both in
+    /// order. A key's last operation wins; a key added and later modified stays an add.
+    pub fn compose(&mut self, later: Delta) {
+        if self.is_empty() {
+            *self = later;
+            return;
+        }
+        let later_keys: std::collections::HashSet<Vec<u8>> = later
+            .add
+            .iter()
+            .chain(&later.modify)
+            .chain(&later.delete)
+            .map(|f| f.key().to_vec())
+            .collect();
+        let mut was_added: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+        self.add.retain(|f| {
+            let k = later_keys.contains(f.key());
+            if k {
+                was_added.insert(f.key().to_vec());
+            }
+            !k
+        });
+        self.modify.retain(|f| !later_keys.contains(f.key()));
+        self.delete.retain(|f| !later_keys.contains(f.key()));
+        self.add.extend(later.add);
+        for f in later.modify {
+            if was_added.contains(f.key()) {
+                self.add.push(f);
+            } else {
+                self.modify.push(f);
+            }
+        }
+        self.delete.extend(later.delete);
     }
 }
 
