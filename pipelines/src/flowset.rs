@@ -4,7 +4,7 @@
 //! A typed `Flow` is ~400 bytes; its encoding is ~100. At 10^5–10^6 flows per node the set
 //! must be the encoding, decoded back only for display.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use flowlib::wire::flow::{FlowModCommand, GROUP_ANY, NO_BUFFER};
 use flowlib::wire::{port, DecodeError, Flow, Instructions, Match};
@@ -137,9 +137,7 @@ struct KeyHasher(hashbrown::DefaultHashBuilder);
 
 impl KeyHasher {
     fn hash(&self, key: &[u8]) -> u64 {
-        let mut h = self.0.build_hasher();
-        key.hash(&mut h);
-        h.finish()
+        self.0.hash_one(key)
     }
 }
 
