@@ -457,7 +457,7 @@ fn route_to(dst_mac: MacAddr, key: u32) -> Instructions {
 
 /// Table 22's flow for one destination subnet.
 fn route_out(e: &mut Emitter<'_>, key: u32, src_mac: MacAddr) {
-    let mut mm = m();
+    let mut mm = ip_match();
     mm.reg(REG_SUBNET, key);
     e.flow(
         Stage::L3,
@@ -477,7 +477,13 @@ fn route_out(e: &mut Emitter<'_>, key: u32, src_mac: MacAddr) {
 /// Flows owned by nobody in particular: table-miss behaviour and fixed plumbing.
 pub fn emit_global(e: &mut Emitter<'_>, cfg: &NodeConfig) {
     e.on(0);
-    e.flow(Stage::Arp, T_ARP_REPLY, 0, m(), apply(arp_reply_actions()));
+    e.flow(
+        Stage::Arp,
+        T_ARP_REPLY,
+        0,
+        arp_match(),
+        apply(arp_reply_actions()),
+    );
     e.flow(Stage::L3, T_ROUTE_OUT, 0, m(), Instructions::default());
     let mut acts = vec![Action::move_(
         Subfield::new(Field::Reg(REG_SUBNET), 0, 24),
@@ -947,9 +953,6 @@ pub fn emit_provider(e: &mut Emitter<'_>, plan: &Plan, bridges: &mut Bridges, pn
         apply(vec![Action::output(port::NORMAL)]),
     );
 }
-
-/// Table where learned physical-gateway MACs live (u2o).
-pub const T_GATEWAY_MAC: u8 = 22;
 
 /// Emits every flow of the state, owner by owner, without materialising the owner list.
 pub fn emit_all(
