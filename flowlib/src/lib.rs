@@ -3,5 +3,6 @@
 //! `wire` is the sans-I/O core (pure encode/decode); `conn` puts it on a tokio socket.
 
 pub mod batch;
+pub mod client;
 pub mod conn;
 pub mod wire;
