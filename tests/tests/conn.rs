@@ -558,10 +558,11 @@ fn reconnects_after_vswitchd_restart() {
         }
         eprintln!("reconnected {:?} after the kill", t_down.elapsed());
         let conn = sw.connection().await.unwrap();
-        assert!(matches!(
-            *sw.state().borrow(),
-            ConnState::Connected { generation: 2, .. }
-        ));
+        // The Connected event can overtake the state watch: wait for the watch to agree.
+        let mut st = sw.state();
+        st.wait_for(|s| matches!(s, ConnState::Connected { generation, .. } if *generation >= 2))
+            .await
+            .unwrap();
         // The restarted vswitchd lost its flows: resync.
         let out = conn
             .commit_bundle(
