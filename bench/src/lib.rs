@@ -3,5 +3,6 @@
 pub mod alloc_count;
 pub mod compile_bench;
 pub mod encode_bench;
+pub mod install_bench;
 pub mod shapes;
 pub mod synth;

@@ -1,6 +1,6 @@
 //! kovs-bench: side-by-side comparisons, one JSON object per line on stdout.
 
-use kovs_bench::{alloc_count, compile_bench, encode_bench};
+use kovs_bench::{alloc_count, compile_bench, encode_bench, install_bench};
 
 #[global_allocator]
 static ALLOC: alloc_count::Counting = alloc_count::Counting;
@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 const USAGE: &str = "usage:
   kovs-bench encode [--flows N]
+  kovs-bench install [--flows N] [--runs N]
   kovs-bench compile [--pods N] [--nodes N] [--subnets N]
 ";
 
@@ -45,6 +46,7 @@ fn main() {
         std::process::exit(1);
     };
     let result = flags(&argv[1..]).and_then(|f| match cmd.as_str() {
+        "install" => install_bench::run(num(&f, "flows", 100_000)?, num(&f, "runs", 3)?),
         "encode" => encode_bench::run(num(&f, "flows", 1_000_000)?),
         "compile" => Ok(compile_bench::run(
             num(&f, "pods", 100_000)?,
