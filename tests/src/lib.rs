@@ -8,8 +8,10 @@
 mod names;
 mod netns;
 mod sandbox;
+pub mod topology;
 mod util;
 
 pub use names::{cleanup_stale, unique_name};
 pub use netns::{ip, Netns};
 pub use sandbox::{OvsSandbox, SandboxOptions};
+pub use topology::{BackgroundPing, Node, NodeSpec, PingStats, Pod, PodSpec, Topology};
