@@ -2,17 +2,28 @@
 
 mod cli;
 mod compile_cmd;
+mod flows_cmd;
+mod http;
+mod metrics;
+mod ovsdb;
+mod reconcile;
+mod run;
+mod state;
 
 const USAGE: &str = "usage: kovs-agent <command> [flags]
 
 commands:
+  run       keep this node's ovs-vswitchd in the desired state (the daemon)
   compile   print a node's flows for a state (ovs-ofctl syntax)
+  flows     print the kovs flows installed on a bridge, grouped by pipeline
 ";
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let code = match argv.first().map(|s| s.as_str()) {
+        Some("run") => run::run(&argv[1..]),
         Some("compile") => compile_cmd::run(&argv[1..]),
+        Some("flows") => flows_cmd::run(&argv[1..]),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");
             0

@@ -565,6 +565,14 @@ pub fn emit_subnet(
         mm.reg(REG_VPC, vpc)
             .ipv4_dst_prefix(s.cidr.network(), s.cidr.prefix_len());
         e.flow(Stage::L3, T_ROUTING, 100, mm, Instructions::default());
+        // Routed packets enter the subnet from its router port; on a provider network from
+        // this node's MAC, so the router MAC never shows on the wire.
+        let src = if s.vlan.is_some() {
+            node_mac(&cfg.node)
+        } else {
+            rmac
+        };
+        route_out(e, key, src);
     }
     match &s.vlan {
         None => {
@@ -655,8 +663,14 @@ pub fn emit_subnet(
             }
             if matches!(s.mode, SubnetMode::U2o(_)) {
                 // The physical gateway's MAC, learned from its ARP on the wire ...
+                // Requests and replies both teach it; then the packet goes through table 10
+                // again (flagged, so this flow does not match twice) to reach its pod.
                 let mut mm = arp_match();
-                flag_set(&mut mm, FLAG_FROM_UPLINK);
+                mm.set_masked(
+                    Field::Reg(REG_FLAGS),
+                    FLAG_FROM_UPLINK as u128,
+                    (FLAG_FROM_UPLINK | FLAG_GW_LEARNED) as u128,
+                );
                 mm.reg(REG_SUBNET, key).set(Field::ArpSpa, ip(s.gateway));
                 let learn = Action::Learn(Box::new(Learn {
                     table: T_GATEWAY_MAC,
@@ -675,7 +689,17 @@ pub fn emit_subnet(
                     ],
                     ..Learn::default()
                 }));
-                e.flow(Stage::Arp, T_ARP, 310, mm, apply_goto(vec![learn], T_L2));
+                e.flow(
+                    Stage::Arp,
+                    T_ARP,
+                    310,
+                    mm,
+                    apply(vec![
+                        learn,
+                        reg(REG_FLAGS, FLAG_FROM_UPLINK | FLAG_GW_LEARNED),
+                        Action::resubmit(T_ARP),
+                    ]),
+                );
                 // ... is where everything else from the u2o subnet goes.
                 let mut mm = ip_match();
                 mm.reg(REG_SUBNET, key);

@@ -28,6 +28,8 @@ pub const REG_SCRATCH: u8 = 4;
 pub const FLAG_FROM_TUNNEL: u32 = 0x1;
 pub const FLAG_FROM_UPLINK: u32 = 0x2;
 pub const FLAG_FROM_LOCAL: u32 = 0x4;
+/// The physical gateway's MAC was learned from this ARP packet already (u2o).
+pub const FLAG_GW_LEARNED: u32 = 0x8;
 
 /// Top byte of every kovs cookie (`k`).
 pub const COOKIE_MAGIC: u64 = 0x6b;

@@ -1,0 +1,739 @@
+//! `kovs-agent run`: keeps a real ovs-vswitchd in the desired state.
+//!
+//! One loop owns everything: the compiler, each bridge's installed flows, the port map. Inputs
+//! (state files, OVSDB Interface updates, switch connection events and flow-monitor updates)
+//! arrive on channels; bursts are drained before compiling, so events close together become
+//! one delta and one bundle per bridge.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use flowlib::client::ensure_tlv_maps;
+use flowlib::conn::{Connection, Event, Switch, SwitchOptions};
+use flowlib::wire::message::{
+    encode_flow_monitor_request, monitor_flags, FlowUpdate, Message, MultipartReply, TlvMap,
+};
+use flowlib::wire::Match;
+use pipelines::flowset::BridgeId;
+use pipelines::model::ObjectKind;
+use pipelines::tables::*;
+use pipelines::{Compiler, Delta, NodeConfig, TunnelType};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::cli::Args;
+use crate::compile_cmd::parse_tunnel;
+use crate::http::{self, HttpState};
+use crate::metrics::Metrics;
+use crate::ovsdb::{BridgeSpec, Interface, PortSpec, Vswitch, Watch, WatchEvent, WatchOptions};
+use crate::reconcile::{BridgeSync, SyncReport};
+use crate::state::StateWatcher;
+
+pub const USAGE: &str = "kovs-agent run --node NAME --state PATH... [--ovs-rundir DIR] [--ovsdb unix:PATH] [--bridge br-int] [--datapath system|netdev] [--tunnel-type geneve|vxlan|stt] [--encap-ip IP] [--metrics-addr ADDR]";
+
+/// The agent's settings; each flag also reads from the environment (Kube-OVN's names where it has them).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node: String,
+    pub state: Vec<String>,
+    pub ovs_rundir: String,
+    pub ovsdb: String,
+    pub bridge: String,
+    pub datapath: String,
+    pub tunnel: TunnelType,
+    pub encap_ip: Option<Ipv4Addr>,
+    pub metrics_addr: SocketAddr,
+}
+
+impl Config {
+    pub fn from_args(argv: &[String]) -> Result<Config, String> {
+        let a = Args::parse(
+            argv,
+            &[
+                "node",
+                "state",
+                "ovs-rundir",
+                "ovsdb",
+                "bridge",
+                "datapath",
+                "tunnel-type",
+                "encap-ip",
+                "metrics-addr",
+            ],
+        )?;
+        let node = a.or_env("node", "KUBE_NODE_NAME", "");
+        let node = if node.is_empty() {
+            a.or_env("node", "NODE_NAME", "")
+        } else {
+            node
+        };
+        if node.is_empty() {
+            return Err("--node is required (or KUBE_NODE_NAME)".into());
+        }
+        let mut state: Vec<String> = a.all("state").to_vec();
+        if state.is_empty() {
+            if let Ok(s) = std::env::var("KOVS_STATE") {
+                state = s
+                    .split(':')
+                    .filter(|p| !p.is_empty())
+                    .map(String::from)
+                    .collect();
+            }
+        }
+        if state.is_empty() {
+            return Err("--state needs at least one file or directory (or KOVS_STATE)".into());
+        }
+        let ovs_rundir = a.or_env("ovs-rundir", "OVS_RUNDIR", "/var/run/openvswitch");
+        let ovsdb = a.or_env(
+            "ovsdb",
+            "OVSDB_CONNECTION",
+            &format!("unix:{ovs_rundir}/db.sock"),
+        );
+        let datapath = a.or_env("datapath", "DATAPATH_TYPE", "system");
+        if !matches!(datapath.as_str(), "system" | "netdev") {
+            return Err(format!("--datapath {datapath}: expected system or netdev"));
+        }
+        let tunnel = parse_tunnel(&a.or_env("tunnel-type", "TUNNEL_TYPE", "geneve"))?;
+        let encap_ip = match a.or_env("encap-ip", "ENCAP_IP", "").as_str() {
+            "" => None,
+            s => Some(
+                s.parse()
+                    .map_err(|_| format!("--encap-ip {s}: not an IPv4 address"))?,
+            ),
+        };
+        let metrics_addr = a
+            .or_env("metrics-addr", "KOVS_METRICS_ADDR", "0.0.0.0:10665")
+            .parse()
+            .map_err(|e| format!("--metrics-addr: {e}"))?;
+        Ok(Config {
+            node,
+            state,
+            ovs_rundir,
+            ovsdb,
+            bridge: a.or_env("bridge", "KOVS_BRIDGE", "br-int"),
+            datapath,
+            tunnel,
+            encap_ip,
+            metrics_addr,
+        })
+    }
+
+    fn datapath_type(&self) -> &str {
+        if self.datapath == "netdev" {
+            "netdev"
+        } else {
+            "system"
+        }
+    }
+
+    fn mgmt(&self, bridge: &str) -> String {
+        format!("unix:{}/{bridge}.mgmt", self.ovs_rundir)
+    }
+}
+
+pub fn run(argv: &[String]) -> i32 {
+    let cfg = match Config::from_args(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kovs-agent run: {e}\nusage: {USAGE}");
+            return 1;
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KOVS_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .try_init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kovs-agent run: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(agent(cfg)) {
+        Ok(()) => 0,
+        Err(e) => {
+            error!("{e}");
+            1
+        }
+    }
+}
+
+/// What comes into the loop.
+enum Input {
+    Switch(BridgeId, Event),
+}
+
+struct Bridge {
+    sync: BridgeSync,
+    switch: Switch,
+    conn: Option<Connection>,
+    /// A full resync is due (new connection, drift seen).
+    resync_at: Option<Instant>,
+    synced_once: bool,
+}
+
+async fn agent(cfg: Config) -> Result<(), String> {
+    let metrics = Metrics::new();
+    let http_state = HttpState::new(metrics.clone());
+    let server = http::bind(cfg.metrics_addr)
+        .await
+        .map_err(|e| format!("--metrics-addr {}: {e}", cfg.metrics_addr))?;
+    info!(addr = %server.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics /healthz /readyz /status");
+    tokio::spawn(server.run(http_state.clone()));
+
+    // OVSDB: the bridge, the tunnel port for the chosen type, the node port.
+    let vs = connect_ovsdb(&cfg, &metrics).await;
+    let tunnel_port = cfg.tunnel.port_name();
+    vs.ensure_bridge(&BridgeSpec::new(&cfg.bridge, cfg.datapath_type()))
+        .await
+        .map_err(|e| format!("ovsdb: ensuring {}: {e}", cfg.bridge))?;
+    for other in [TunnelType::Geneve, TunnelType::Vxlan, TunnelType::Stt] {
+        if other != cfg.tunnel {
+            // A restart with another tunnel type replaces kovs's old tunnel port.
+            let _ = vs.delete_port(&cfg.bridge, &other.port_name()).await;
+        }
+    }
+    let mut tp = PortSpec::new(&cfg.bridge, &tunnel_port, cfg.tunnel.name());
+    tp.options.insert("remote_ip".into(), "flow".into());
+    tp.options.insert("key".into(), "flow".into());
+    if let Some(ip) = cfg.encap_ip {
+        tp.options.insert("local_ip".into(), ip.to_string());
+    }
+    tp.ofport_request = Some(DEFAULT_TUNNEL_OFPORT);
+    vs.ensure_port(&tp)
+        .await
+        .map_err(|e| format!("ovsdb: ensuring {tunnel_port}: {e}"))?;
+    let mut np = PortSpec::new(&cfg.bridge, NODE_PORT_NAME, "internal");
+    np.ofport_request = Some(DEFAULT_NODE_OFPORT);
+    vs.ensure_port(&np)
+        .await
+        .map_err(|e| format!("ovsdb: ensuring {NODE_PORT_NAME}: {e}"))?;
+
+    // Interfaces: iface-id -> ofport for pods, and the ofports of kovs's own ports.
+    let mut iface_watch: Watch<Interface> = Watch::spawn(WatchOptions::new(&cfg.ovsdb));
+    let mut ports = Ports::default();
+    if let Some(WatchEvent::Snapshot { rows, .. }) = iface_watch.next().await {
+        for r in rows.values() {
+            ports.upsert(r);
+        }
+    }
+
+    // State.
+    let mut watcher = StateWatcher::new(&cfg.state);
+    let first = watcher.poll().ok_or("state: nothing to load")?;
+    for e in &first.loaded.errors {
+        warn!("state: {e}");
+        metrics.error("state");
+    }
+    let mut node_cfg = NodeConfig::new(&cfg.node, cfg.tunnel);
+    ports.fill(&mut node_cfg, &tunnel_port);
+    let mut compiler = Compiler::new(node_cfg, watcher.objects().clone());
+    if !compiler.state().nodes.contains_key(&cfg.node) {
+        warn!(node = %cfg.node, "this node is not in the state: no flows until it appears");
+    }
+    report_rejections(&compiler, &metrics);
+
+    // Provider bridges for this node, and the patch ports joining them to br-int.
+    ensure_providers(&vs, &cfg, &compiler).await;
+
+    // One switch connection per bridge, events merged into one channel.
+    let (tx, mut rx) = mpsc::channel::<Input>(4096);
+    let mut bridges: BTreeMap<BridgeId, Bridge> = BTreeMap::new();
+    let mut names = vec![(0 as BridgeId, cfg.bridge.clone())];
+    let provider_bridges: Vec<String> = compiler
+        .plan()
+        .providers
+        .values()
+        .map(|lp| lp.bridge.clone())
+        .collect();
+    for bridge in provider_bridges {
+        let id = compiler.bridge_id(&bridge);
+        names.push((id, bridge));
+    }
+    for (id, name) in names {
+        let sw =
+            Switch::start(&cfg.mgmt(&name), SwitchOptions::default()).map_err(|e| e.to_string())?;
+        if let Some(mut ev) = sw.take_events() {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(e) = ev.recv().await {
+                    if tx.send(Input::Switch(id, e)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        bridges.insert(
+            id,
+            Bridge {
+                sync: BridgeSync::new(id, &name),
+                switch: sw,
+                conn: None,
+                resync_at: None,
+                synced_once: false,
+            },
+        );
+    }
+
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut periodic = tokio::time::interval(Duration::from_secs(60));
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    let mut ready = false;
+    loop {
+        let mut changes = Vec::new();
+        let mut port_events = Vec::new();
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Some(r) = watcher.poll() {
+                    for e in &r.loaded.errors {
+                        warn!("state: {e}");
+                        metrics.error("state");
+                    }
+                    changes.extend(r.changes);
+                }
+            }
+            _ = periodic.tick() => {
+                // Drift check for switches without a flow monitor: compare by dump.
+                for b in bridges.values_mut() {
+                    b.resync_at.get_or_insert_with(Instant::now);
+                }
+            }
+            ev = iface_watch.next() => {
+                if let Some(ev) = ev {
+                    port_events.push(ev);
+                }
+                while let Some(ev) = iface_watch.try_next() {
+                    port_events.push(ev);
+                }
+            }
+            Some(input) = rx.recv() => {
+                handle_switch_event(input, &mut bridges, &metrics);
+                while let Ok(input) = rx.try_recv() {
+                    handle_switch_event(input, &mut bridges, &metrics);
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+        }
+
+        // Ports: pods appear, move and vanish; kovs's own ports may be renumbered.
+        let mut delta = Delta::default();
+        let mut infra_changed = false;
+        for ev in port_events {
+            for (iface_id, ofport) in ports.apply(ev, &mut infra_changed) {
+                delta.compose(compiler.set_port(&iface_id, ofport));
+            }
+        }
+        if infra_changed {
+            let mut c = compiler.config().clone();
+            ports.fill(&mut c, &tunnel_port);
+            if &c != compiler.config() {
+                delta.compose(compiler.set_config(c));
+            }
+        }
+        if !changes.is_empty() {
+            let t = Instant::now();
+            let n = changes.len();
+            let kinds_touched = changes.iter().any(|c| match c {
+                pipelines::model::Change::Apply(o) => o.kind() != ObjectKind::Pod,
+                pipelines::model::Change::Delete(k) => k.kind != ObjectKind::Pod,
+            });
+            delta.compose(compiler.apply(changes));
+            info!(
+                changes = n,
+                flows = delta.len(),
+                compile_us = t.elapsed().as_micros() as u64,
+                "state changed"
+            );
+            report_rejections(&compiler, &metrics);
+            if kinds_touched {
+                ensure_providers(&vs, &cfg, &compiler).await;
+            }
+        }
+        metrics.set_pods_bound(compiler.config().ports.pods.len() as i64);
+
+        // Send: a full resync where one is due, else the delta.
+        for b in bridges.values_mut() {
+            let Some(conn) = b.conn.clone() else {
+                continue;
+            };
+            let t = Instant::now();
+            let result = if b.resync_at.is_some_and(|at| at <= Instant::now()) {
+                if b.sync.bridge == 0 {
+                    // Flows that use the Geneve option need the TLV map first.
+                    let tlv = TlvMap {
+                        option_class: GENEVE_OPT_CLASS,
+                        option_type: GENEVE_OPT_TYPE,
+                        option_len: GENEVE_OPT_LEN,
+                        index: GENEVE_OPT_INDEX as u16,
+                    };
+                    if let Err(e) = ensure_tlv_maps(&conn, &[tlv]).await {
+                        warn!("geneve TLV map: {e}");
+                        metrics.error("openflow");
+                    }
+                }
+                let loaded = b.sync.load_installed(&conn).await;
+                match loaded {
+                    Ok(n) => {
+                        let r = b.sync.sync_full(&conn, compiler.flows()).await;
+                        if r.is_ok() {
+                            b.resync_at = None;
+                            info!(bridge = %b.sync.name, installed_before = n, "resynced");
+                        }
+                        r
+                    }
+                    Err(e) => Err(e),
+                }
+            } else if !delta.is_empty() {
+                b.sync.sync_delta(&conn, &delta).await
+            } else {
+                continue;
+            };
+            match result {
+                Ok(r) => {
+                    record(&metrics, &r, t.elapsed());
+                    for f in &r.failed {
+                        let who = describe_object(&compiler, f.object);
+                        error!(bridge = %b.sync.name, object = %who, flow = %f.flow, error = %f.error, "the switch rejected a flow; the object's flows are left out");
+                        metrics.error("openflow");
+                    }
+                    if r.flow_mods() > 0 || !b.synced_once {
+                        info!(bridge = %b.sync.name, adds = r.adds, modifies = r.modifies, deletes = r.deletes, bundles = r.bundles, ms = t.elapsed().as_secs_f64() * 1e3, "batch");
+                    }
+                    b.synced_once = true;
+                }
+                Err(e) => {
+                    warn!("{e}");
+                    metrics.error("openflow");
+                    b.resync_at = Some(Instant::now() + Duration::from_millis(500));
+                }
+            }
+        }
+        if !ready
+            && bridges
+                .values()
+                .all(|b| b.synced_once && b.resync_at.is_none())
+        {
+            ready = true;
+            http_state.set_ready(true);
+            // Flows are back: ovs-vswitchd may leave flow-restore-wait.
+            if let Err(e) = vs.remove_other_config("flow-restore-wait").await {
+                warn!("ovsdb: clearing flow-restore-wait: {e}");
+            }
+            info!(flows = compiler.flows().len(), "ready");
+        }
+        update_flow_gauges(&metrics, &bridges);
+        http_state.set_status(status(&cfg, &compiler, &bridges, ready));
+    }
+    info!("stopping; flows stay installed");
+    for b in bridges.values() {
+        b.switch.stop();
+    }
+    Ok(())
+}
+
+async fn connect_ovsdb(cfg: &Config, metrics: &Metrics) -> Vswitch {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match Vswitch::connect(&cfg.ovsdb).await {
+            Ok(v) => {
+                metrics.set_ovsdb_connected(true);
+                return v;
+            }
+            Err(e) => {
+                warn!("ovsdb {}: {e}; retrying in {delay:?}", cfg.ovsdb);
+                metrics.error("ovsdb");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn handle_switch_event(input: Input, bridges: &mut BTreeMap<BridgeId, Bridge>, metrics: &Metrics) {
+    let Input::Switch(id, ev) = input;
+    let Some(b) = bridges.get_mut(&id) else {
+        return;
+    };
+    match ev {
+        Event::Connected { generation, .. } => {
+            info!(bridge = %b.sync.name, generation, "connected");
+            b.conn = b.switch.current();
+            b.resync_at = Some(Instant::now());
+            metrics.set_switch_connected(true);
+            if let Some(conn) = b.conn.clone() {
+                tokio::spawn(async move {
+                    // Drift: be told when anyone else changes flows.
+                    let mut req = Vec::new();
+                    let flags = monitor_flags::ADD | monitor_flags::DELETE | monitor_flags::MODIFY;
+                    encode_flow_monitor_request(1, flags, 255, &Match::new(), 0, &mut req);
+                    if let Err(e) = conn.multipart(req).await {
+                        warn!("flow monitor not available ({e}); drift is found by the periodic check");
+                    }
+                });
+            }
+        }
+        Event::Disconnected { reason, .. } => {
+            warn!(bridge = %b.sync.name, %reason, "disconnected");
+            b.conn = None;
+            metrics.set_switch_connected(false);
+            metrics.error("connection");
+        }
+        Event::Message(frame) => {
+            // Flow monitor: someone else touched a kovs flow -> resync soon.
+            if let Ok((
+                _,
+                Message::MultipartReply {
+                    body: MultipartReply::FlowMonitor(updates),
+                    ..
+                },
+            )) = Message::decode(frame.as_slice())
+            {
+                let foreign = updates.iter().any(|u| match u {
+                    FlowUpdate::Added(f) | FlowUpdate::Deleted(f) | FlowUpdate::Modified(f) => {
+                        is_kovs_cookie(f.cookie)
+                    }
+                    FlowUpdate::Abbrev { .. } => false,
+                });
+                if foreign && b.resync_at.is_none() {
+                    info!(bridge = %b.sync.name, "a kovs flow was changed by someone else: repairing");
+                    b.resync_at = Some(Instant::now() + Duration::from_millis(20));
+                }
+            }
+        }
+        Event::Lagged(n) => {
+            warn!(bridge = %b.sync.name, dropped = n, "switch events dropped: resyncing");
+            b.resync_at = Some(Instant::now());
+        }
+        _ => {}
+    }
+}
+
+/// Ofports learned from OVSDB.
+#[derive(Default)]
+struct Ports {
+    /// Interface name -> ofport (kovs's own ports).
+    by_name: HashMap<String, u32>,
+    /// iface-id -> ofport (pods).
+    pods: HashMap<String, u32>,
+    /// Interface name -> iface-id, to forget a pod when its interface goes.
+    names: HashMap<String, String>,
+}
+
+impl Ports {
+    fn upsert(&mut self, r: &Interface) -> Option<(String, Option<u32>)> {
+        let ofport = r.valid_ofport();
+        match ofport {
+            Some(p) => self.by_name.insert(r.name.clone(), p),
+            None => self.by_name.remove(&r.name),
+        };
+        let id = r.iface_id()?.to_string();
+        self.names.insert(r.name.clone(), id.clone());
+        match ofport {
+            Some(p) => self.pods.insert(id.clone(), p),
+            None => self.pods.remove(&id),
+        };
+        Some((id, ofport))
+    }
+
+    fn remove(&mut self, r: &Interface) -> Option<(String, Option<u32>)> {
+        self.by_name.remove(&r.name);
+        let id = self.names.remove(&r.name)?;
+        self.pods.remove(&id);
+        Some((id, None))
+    }
+
+    /// Applies a watch event; returns pod port changes and flags kovs-port changes.
+    fn apply(&mut self, ev: WatchEvent<Interface>, infra: &mut bool) -> Vec<(String, Option<u32>)> {
+        let infra_name = |n: &str| {
+            n.starts_with(TUNNEL_PORT_PREFIX) || n == NODE_PORT_NAME || n.starts_with("patch-")
+        };
+        match ev {
+            WatchEvent::Snapshot { rows, .. } => {
+                let before: Vec<String> = self.pods.keys().cloned().collect();
+                *self = Ports::default();
+                let mut out = Vec::new();
+                for r in rows.values() {
+                    if let Some(c) = self.upsert(r) {
+                        out.push(c);
+                    }
+                }
+                for id in before {
+                    if !self.pods.contains_key(&id) {
+                        out.push((id, None));
+                    }
+                }
+                *infra = true;
+                out
+            }
+            WatchEvent::Insert(r) | WatchEvent::Modify { new: r, .. } => {
+                if infra_name(&r.name) {
+                    *infra = true;
+                }
+                self.upsert(&r).into_iter().collect()
+            }
+            WatchEvent::Delete(r) => {
+                if infra_name(&r.name) {
+                    *infra = true;
+                }
+                self.remove(&r).into_iter().collect()
+            }
+            WatchEvent::Disconnected(e) => {
+                warn!("ovsdb interface monitor: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Puts the known ofports into a node configuration.
+    fn fill(&self, c: &mut NodeConfig, tunnel_port: &str) {
+        c.ports.tunnel = self
+            .by_name
+            .get(tunnel_port)
+            .copied()
+            .unwrap_or(DEFAULT_TUNNEL_OFPORT);
+        c.ports.node_port = self
+            .by_name
+            .get(NODE_PORT_NAME)
+            .copied()
+            .unwrap_or(DEFAULT_NODE_OFPORT);
+        c.ports.patches.clear();
+        for (name, p) in &self.by_name {
+            if let Some(pn) = name.strip_prefix("patch-int-") {
+                c.ports.patches.insert(pn.to_string(), *p);
+            }
+        }
+        c.ports.pods = self.pods.clone();
+    }
+}
+
+/// Provider bridges (`br-<pn>`) of this node and their patch ports to br-int. Moving the NIC
+/// and its addresses onto the bridge is the underlay issue's work; here the bridge is made so
+/// its flows have a home.
+async fn ensure_providers(vs: &Vswitch, cfg: &Config, compiler: &Compiler) {
+    for (pn, lp) in &compiler.plan().providers {
+        if let Err(e) = vs
+            .ensure_bridge(&BridgeSpec::new(&lp.bridge, cfg.datapath_type()))
+            .await
+        {
+            warn!(provider = %pn, "ovsdb: ensuring {}: {e}", lp.bridge);
+            continue;
+        }
+        let (a, b) = (patch_int_to_pn(pn), patch_pn_to_int(pn));
+        let mut p1 = PortSpec::new(&cfg.bridge, &a, "patch");
+        p1.options.insert("peer".into(), b.clone());
+        p1.ofport_request = Some(lp.patch);
+        let mut p2 = PortSpec::new(&lp.bridge, &b, "patch");
+        p2.options.insert("peer".into(), a.clone());
+        p2.ofport_request = Some(PROVIDER_PATCH_OFPORT);
+        for p in [p1, p2] {
+            if let Err(e) = vs.ensure_port(&p).await {
+                warn!(provider = %pn, "ovsdb: ensuring {}: {e}", p.name);
+            }
+        }
+    }
+}
+
+fn record(metrics: &Metrics, r: &SyncReport, total: Duration) {
+    if r.bundles > 0 {
+        metrics.bundle_committed(r.commit_time.as_secs_f64());
+    }
+    metrics.flow_mods(r.adds as u64, r.modifies as u64, r.deletes as u64);
+    metrics.reconciled(total.as_secs_f64());
+}
+
+fn update_flow_gauges(metrics: &Metrics, bridges: &BTreeMap<BridgeId, Bridge>) {
+    let mut counts: BTreeMap<Stage, i64> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
+    for b in bridges.values() {
+        for f in b.sync.installed.iter() {
+            if let Some(s) = Stage::from_cookie(f.cookie()) {
+                *counts.entry(s).or_default() += 1;
+            }
+        }
+    }
+    for (s, n) in counts {
+        metrics.set_flows(s.name(), n);
+    }
+}
+
+fn report_rejections(compiler: &Compiler, metrics: &Metrics) {
+    let mut by_kind: BTreeMap<&'static str, i64> =
+        ObjectKind::ALL.iter().map(|k| (k.as_str(), 0)).collect();
+    for e in &compiler.state().errors {
+        *by_kind.entry(e.kind.as_str()).or_default() += 1;
+    }
+    for (k, n) in by_kind {
+        metrics.set_rejected(k, n);
+    }
+    for e in &compiler.state().errors {
+        warn!("rejected: {e}");
+    }
+}
+
+/// Which object a cookie's object part names.
+fn describe_object(compiler: &Compiler, object: u64) -> String {
+    use pipelines::ids::object_id;
+    let s = compiler.state();
+    for p in s.pods.values() {
+        if object_id("Pod", &p.namespace, &p.name) == object {
+            return format!("Pod {}/{}", p.namespace, p.name);
+        }
+    }
+    for n in s.subnets.keys() {
+        if object_id("Subnet", "", n) == object {
+            return format!("Subnet {n}");
+        }
+    }
+    for n in s.nodes.keys() {
+        if object_id("Node", "", n) == object {
+            return format!("Node {n}");
+        }
+    }
+    for n in s.provider_networks.keys() {
+        if object_id("ProviderNetwork", "", n) == object {
+            return format!("ProviderNetwork {n}");
+        }
+    }
+    format!("object {object:#x}")
+}
+
+fn status(
+    cfg: &Config,
+    compiler: &Compiler,
+    bridges: &BTreeMap<BridgeId, Bridge>,
+    ready: bool,
+) -> serde_json::Value {
+    let failed: Vec<String> = bridges
+        .values()
+        .flat_map(|b| {
+            b.sync
+                .failed_objects
+                .iter()
+                .map(|o| describe_object(compiler, *o))
+        })
+        .collect();
+    serde_json::json!({
+        "node": cfg.node,
+        "ready": ready,
+        "tunnelType": cfg.tunnel.name(),
+        "flows": compiler.flows().len(),
+        "bridges": bridges.values().map(|b| serde_json::json!({
+            "name": b.sync.name,
+            "connected": b.conn.is_some(),
+            "installed": b.sync.installed.len(),
+        })).collect::<Vec<_>>(),
+        "rejected": compiler.state().errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        "failedObjects": failed,
+        "podsBound": compiler.config().ports.pods.len(),
+    })
+}
