@@ -280,6 +280,17 @@ impl Topology {
         Ok(())
     }
 
+    /// Kills `node`'s ovs-vswitchd (SIGKILL), starts it again and restores the underlay it
+    /// lost (br-phy's address and flows, the route, the tunnel neighbours). br-int's flows
+    /// are gone: restoring those is the agent's job.
+    pub fn restart_vswitchd(&mut self, node: &str) -> io::Result<()> {
+        let n = self.node_mut(node);
+        n.sandbox.kill_vswitchd()?;
+        n.sandbox.start_vswitchd()?;
+        n.underlay_up()?;
+        self.seed_neighbours()
+    }
+
     /// Proves the underlay works: from every node's namespace, pings every other node's
     /// underlay address (through both br-phy bridges and the fabric). Retries a little, since
     /// the kernels ARP for each other on the first packet.
@@ -518,6 +529,14 @@ impl Node {
         self.sandbox.vsctl(&[
             "set", "bridge", BR_PHY, &hwaddr, "--", "add-port", BR_PHY, &self.nic,
         ])?;
+        self.underlay_up()
+    }
+
+    /// br-phy's address, its two flows and the underlay route: what a restarted
+    /// ovs-vswitchd loses with its LOCAL tap.
+    fn underlay_up(&mut self) -> io::Result<()> {
+        let ns = self.netns().to_string();
+        let br_mac = mac_string(self.br_phy_mac);
         self.nic_ofport = self.ofport(&self.nic)?;
 
         // br-phy's LOCAL port (a tap in the node namespace) holds the underlay address.

@@ -15,8 +15,8 @@
 //! Nothing here calls `ovs-vsctl`: the agent must not depend on a process per change, and it
 //! needs monitor notifications that a CLI cannot give.
 
-// The agent's reconcile loop does not call into this module yet, and the integration tests
-// (agent/tests/ovsdb.rs) compile it by path: without this, every item is "dead" in the binary.
+// The binary uses only part of this API (the rest serves tools and agent/tests/ovsdb.rs, which
+// compiles this module by path because kovs-agent has no library target).
 #![allow(dead_code)]
 
 pub mod conn;
@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-// The API the agent uses; unused until it is wired in (see the allow above).
+// The module's API; not every name is used by the binary (see the allow above).
 #[allow(unused_imports)]
 pub use conn::{Client, Notification};
 #[allow(unused_imports)]
