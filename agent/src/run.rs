@@ -146,6 +146,7 @@ pub fn run(argv: &[String]) -> i32 {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -179,6 +180,8 @@ struct Bridge {
     /// A full resync is due (new connection, drift seen).
     resync_at: Option<Instant>,
     synced_once: bool,
+    /// A flow monitor runs on the current connection.
+    monitoring: bool,
 }
 
 async fn agent(cfg: Config) -> Result<(), String> {
@@ -280,6 +283,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
                 conn: None,
                 resync_at: None,
                 synced_once: false,
+                monitoring: false,
             },
         );
     }
@@ -364,9 +368,26 @@ async fn agent(cfg: Config) -> Result<(), String> {
 
         // Send: a full resync where one is due, else the delta.
         for b in bridges.values_mut() {
+            // The Connected event can arrive before the switch handle holds the connection.
+            if b.conn.as_ref().is_none_or(|c| c.is_closed()) {
+                b.conn = b.switch.current();
+            }
             let Some(conn) = b.conn.clone() else {
                 continue;
             };
+            if !b.monitoring {
+                b.monitoring = true;
+                let c = conn.clone();
+                tokio::spawn(async move {
+                    // Drift: be told when anyone else changes flows.
+                    let mut req = Vec::new();
+                    let flags = monitor_flags::ADD | monitor_flags::DELETE | monitor_flags::MODIFY;
+                    encode_flow_monitor_request(1, flags, 255, &Match::new(), 0, &mut req);
+                    if let Err(e) = c.multipart(req).await {
+                        warn!("flow monitor not available ({e}); drift is found by the periodic check");
+                    }
+                });
+            }
             let t = Instant::now();
             let result = if b.resync_at.is_some_and(|at| at <= Instant::now()) {
                 if b.sync.bridge == 0 {
@@ -377,12 +398,15 @@ async fn agent(cfg: Config) -> Result<(), String> {
                         option_len: GENEVE_OPT_LEN,
                         index: GENEVE_OPT_INDEX as u16,
                     };
+                    tracing::debug!(bridge = %b.sync.name, "ensuring the TLV map");
                     if let Err(e) = ensure_tlv_maps(&conn, &[tlv]).await {
                         warn!("geneve TLV map: {e}");
                         metrics.error("openflow");
                     }
                 }
+                tracing::debug!(bridge = %b.sync.name, "dumping installed flows");
                 let loaded = b.sync.load_installed(&conn).await;
+                tracing::debug!(bridge = %b.sync.name, ok = loaded.is_ok(), "dumped");
                 match loaded {
                     Ok(n) => {
                         let r = b.sync.sync_full(&conn, compiler.flows()).await;
@@ -471,21 +495,11 @@ fn handle_switch_event(input: Input, bridges: &mut BTreeMap<BridgeId, Bridge>, m
             b.conn = b.switch.current();
             b.resync_at = Some(Instant::now());
             metrics.set_switch_connected(true);
-            if let Some(conn) = b.conn.clone() {
-                tokio::spawn(async move {
-                    // Drift: be told when anyone else changes flows.
-                    let mut req = Vec::new();
-                    let flags = monitor_flags::ADD | monitor_flags::DELETE | monitor_flags::MODIFY;
-                    encode_flow_monitor_request(1, flags, 255, &Match::new(), 0, &mut req);
-                    if let Err(e) = conn.multipart(req).await {
-                        warn!("flow monitor not available ({e}); drift is found by the periodic check");
-                    }
-                });
-            }
         }
         Event::Disconnected { reason, .. } => {
             warn!(bridge = %b.sync.name, %reason, "disconnected");
             b.conn = None;
+            b.monitoring = false;
             metrics.set_switch_connected(false);
             metrics.error("connection");
         }

@@ -55,7 +55,10 @@ fn start_agent(topo: &Topology, node: &str, state: &Path, tunnel: &str) -> Agent
             "--metrics-addr",
             "127.0.0.1:10665",
         ])
-        .env("KOVS_LOG", "info")
+        .env(
+            "KOVS_LOG",
+            std::env::var("KOVS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::from(out.try_clone().unwrap()))
         .stderr(Stdio::from(out))
         .spawn()
@@ -206,4 +209,278 @@ fn overlay_pods_ping_across_nodes_routed_and_isolated() {
         log1.contains("ready") && log2.contains("ready"),
         "{log1}\n{log2}"
     );
+}
+
+/// A running two-node cluster with agents: the fixture for the lifecycle tests.
+struct Cluster {
+    topo: Topology,
+    dir: PathBuf,
+    a: Pod,
+    b: Pod,
+    agents: Vec<Option<Agent>>,
+}
+
+impl Cluster {
+    fn new(tunnel: &str) -> Cluster {
+        let mut topo = two_nodes();
+        let dir = topo.node("node1").sandbox().dir().join("state");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cluster.yaml"), state(&topo)).unwrap();
+        let a = topo
+            .node_mut("node1")
+            .add_pod(
+                "pod-a.default",
+                ip("10.16.0.10"),
+                16,
+                MAC_A,
+                ip("10.16.0.1"),
+            )
+            .unwrap();
+        let b = topo
+            .node_mut("node2")
+            .add_pod(
+                "pod-b.default",
+                ip("10.16.0.11"),
+                16,
+                MAC_B,
+                ip("10.16.0.1"),
+            )
+            .unwrap();
+        let agents = vec![
+            Some(start_agent(&topo, "node1", &dir, tunnel)),
+            Some(start_agent(&topo, "node2", &dir, tunnel)),
+        ];
+        let c = Cluster {
+            topo,
+            dir,
+            a,
+            b,
+            agents,
+        };
+        assert!(
+            wait_ping(&c.a, c.b.ip(), Duration::from_secs(15)),
+            "no connectivity\n{}",
+            c.logs()
+        );
+        c
+    }
+    fn logs(&self) -> String {
+        self.agents
+            .iter()
+            .flatten()
+            .map(|a| a.log())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    }
+    fn restart_agent(&mut self, i: usize, tunnel: &str) -> String {
+        let node = ["node1", "node2"][i];
+        let old = self.agents[i].take().map(|a| a.stop()).unwrap_or_default();
+        self.agents[i] = Some(start_agent(&self.topo, node, &self.dir, tunnel));
+        old
+    }
+    fn agent_log(&self, i: usize) -> String {
+        self.agents[i].as_ref().map(|a| a.log()).unwrap_or_default()
+    }
+    fn wait_log(&self, i: usize, needle: &str, within: Duration) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < within {
+            if self.agent_log(i).contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+#[test]
+fn vxlan_after_restart_with_the_other_tunnel_type() {
+    let mut c = Cluster::new("geneve");
+    c.restart_agent(0, "vxlan");
+    c.restart_agent(1, "vxlan");
+    assert!(
+        wait_ping(&c.a, c.b.ip(), Duration::from_secs(10)),
+        "vxlan\n{}",
+        c.logs()
+    );
+    let (s, r) = c.a.ping(c.b.ip(), 10, 0.05).unwrap();
+    assert_eq!((s, r), (10, 10));
+    // The old geneve port is gone, the vxlan one is there.
+    let ports = c
+        .topo
+        .node("node1")
+        .sandbox()
+        .vsctl(&["list-ports", "br-int"])
+        .unwrap();
+    assert!(
+        ports.contains("kovs-vxlan") && !ports.contains("kovs-geneve"),
+        "{ports}"
+    );
+}
+
+#[test]
+fn pods_come_and_go_while_the_agent_runs() {
+    let mut c = Cluster::new("geneve");
+    // A new pod: in the state and bound by its port; it pings within a second.
+    let mac_d = [0, 0, 0, 0xaa, 0, 0x0d];
+    let mut yaml = state(&c.topo);
+    yaml += &pod_yaml("pod-d", "node2", "ovn-default", ip("10.16.0.13"), mac_d);
+    std::fs::write(c.dir.join("cluster.yaml"), &yaml).unwrap();
+    let d = c
+        .topo
+        .node_mut("node2")
+        .add_pod(
+            "pod-d.default",
+            ip("10.16.0.13"),
+            16,
+            mac_d,
+            ip("10.16.0.1"),
+        )
+        .unwrap();
+    // Reachable once both agents installed its flows: the port on node2, the tunnel entry on node1.
+    let t = Instant::now();
+    let has = |n: &str, needle: &str| {
+        c.topo
+            .node(n)
+            .sandbox()
+            .dump_flows("br-int")
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+    };
+    while !(has("node1", "dl_dst=00:00:00:aa:00:0d") && has("node2", "nw_src=10.16.0.13")) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "pod-d's flows did not appear\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (_, got) = c.a.ping(d.ip(), 1, 0.2).unwrap();
+    let took = t.elapsed();
+    assert_eq!(got, 1, "the first ping to the new pod is answered");
+    assert!(
+        took < Duration::from_millis(1000),
+        "pod-d answered only after {took:?}"
+    );
+    eprintln!("new pod answered after {took:?}");
+    // Deleted: its flows are gone on both nodes.
+    std::fs::write(c.dir.join("cluster.yaml"), state(&c.topo)).unwrap();
+    c.topo.node_mut("node2").remove_pod(d).unwrap();
+    let t = Instant::now();
+    let gone = |n: &str| {
+        !c.topo
+            .node(n)
+            .sandbox()
+            .dump_flows("br-int")
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("10.16.0.13") || l.contains("00:00:00:aa:00:0d"))
+    };
+    while !(gone("node1") && gone("node2")) {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "pod-d's flows are still installed\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn agent_restart_is_hitless_and_vswitchd_restart_recovers() {
+    let mut c = Cluster::new("geneve");
+    let before = c.topo.node("node1").sandbox().dump_flows("br-int").unwrap();
+    let ping = c.a.start_ping(c.b.ip(), 0.01).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    c.restart_agent(0, "geneve");
+    assert!(
+        c.wait_log(0, "ready", Duration::from_secs(10)),
+        "{}",
+        c.agent_log(0)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, got) = ping.stop().unwrap();
+    assert!(sent > 30, "the ping ran ({sent} sent)");
+    assert_eq!(sent, got, "packets lost across an agent restart");
+    let log = c.agent_log(0);
+    assert!(
+        log.contains("adds=0 modifies=0 deletes=0"),
+        "the restarted agent re-sent flows:\n{log}"
+    );
+    let after = c.topo.node("node1").sandbox().dump_flows("br-int").unwrap();
+    assert_eq!(before, after, "flows changed across the restart");
+
+    // ovs-vswitchd killed and started again: the agent restores every flow.
+    c.topo.restart_vswitchd("node1").unwrap();
+    assert!(
+        wait_ping(&c.a, c.b.ip(), Duration::from_secs(15)),
+        "no recovery after vswitchd restart\n{}",
+        c.agent_log(0)
+    );
+    let restored = c.topo.node("node1").sandbox().dump_flows("br-int").unwrap();
+    assert_eq!(restored, before, "flows after the vswitchd restart");
+}
+
+#[test]
+fn bad_input_is_reported_and_drift_is_repaired() {
+    let c = Cluster::new("geneve");
+    // An invalid subnet and an invalid pod next to the valid state.
+    let mut yaml = state(&c.topo);
+    yaml += &subnet_yaml("broken", "10.99.0.0/33", "10.99.0.1", "");
+    yaml += &pod_yaml(
+        "pod-x",
+        "node1",
+        "ovn-default",
+        ip("10.250.0.1"),
+        [0, 0, 0, 0xee, 0, 1],
+    );
+    std::fs::write(c.dir.join("cluster.yaml"), &yaml).unwrap();
+    assert!(
+        c.wait_log(0, "Subnet \"broken\"", Duration::from_secs(3)),
+        "{}",
+        c.agent_log(0)
+    );
+    assert!(c.agent_log(0).contains("pod-x"), "{}", c.agent_log(0));
+    let (s, r) = c.a.ping(c.b.ip(), 5, 0.05).unwrap();
+    assert_eq!((s, r), (5, 5), "running pods keep working");
+    // The metric says so too.
+    let m = c.topo.node("node1").sandbox().exec(
+        "python3",
+        &["-c", "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:10665/metrics').read().decode())"],
+    ).unwrap();
+    let m = String::from_utf8_lossy(&m.stdout).to_string();
+    assert!(
+        m.contains("kovs_objects_rejected{kind=\"Subnet\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("kovs_objects_rejected{kind=\"Pod\"} 1"), "{m}");
+
+    // A flow deleted by hand comes back.
+    let sb = c.topo.node("node1").sandbox();
+    let target = sb.mgmt_target("br-int");
+    sb.ofctl(&[
+        "del-flows",
+        &target,
+        "table=30,reg2=0x773ad6,dl_dst=00:00:00:aa:00:0b",
+    ])
+    .unwrap();
+    let t = Instant::now();
+    loop {
+        let flows = sb.dump_flows("br-int").unwrap();
+        if flows
+            .iter()
+            .any(|l| l.contains("table=30") && l.contains("dl_dst=00:00:00:aa:00:0b"))
+        {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the deleted flow did not come back\n{}",
+            c.agent_log(0)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("flow repaired after {:?}", t.elapsed());
+    assert!(wait_ping(&c.a, c.b.ip(), Duration::from_secs(2)));
 }

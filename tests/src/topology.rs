@@ -548,7 +548,7 @@ impl Node {
             )));
         }
         let cidr = format!("{}/{}", self.underlay_ip, self.prefix);
-        ip(Some(&ns), &["addr", "add", &cidr, "dev", BR_PHY])?;
+        ip(Some(&ns), &["addr", "replace", &cidr, "dev", BR_PHY])?;
         ip(Some(&ns), &["link", "set", BR_PHY, "up"])?;
 
         let flows = format!(
