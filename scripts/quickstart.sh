@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: a private userspace OVS sandbox, the example state in
-# examples/ compiled for a node, installed by flowlib in one bundle, dumped back and checked,
-# and a packet traced through it. Needs root (network namespaces); cleans up on exit.
+# The main job on the embedded default: a private two-node userspace-OVS sandbox (each node its
+# own ovs-vswitchd in its own network namespace, joined by a veth wire), the example pods of
+# examples/cluster.yaml as namespaces bound by iface-id, one `kovs-agent run` per node, and pings
+# across nodes over Geneve. Needs root (network namespaces); everything is removed on exit.
+# Options: --tunnel-type geneve|vxlan, --hold (keep it running until Ctrl-C), STATE=path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --release -q -p kovs-tests --bin kovs-sandbox -p kovs-agent
-exec ./target/release/kovs-sandbox --state "${STATE:-examples/cluster.yaml}" --node "${NODE:-node1}" "$@"
+cargo build --release -q -p kovs-agent
+cargo build --release -q -p kovs-tests --bin kovs-sandbox
+exec ./target/release/kovs-sandbox --state "${STATE:-examples/cluster.yaml}" "$@"

@@ -1,18 +1,18 @@
-//! The quickstart: a private userspace OVS with a node's compiled flows installed by flowlib,
-//! dumped back and checked, and a few packets traced through them. Nothing touches the
-//! system's OVS or network; everything is cleaned up on exit.
+//! The quickstart: a private two-node userspace-OVS sandbox (each node its own ovs-vswitchd in
+//! its own network namespace, joined by a veth wire), the example pods as namespaces bound by
+//! iface-id, one `kovs-agent run` per node, and pings across nodes over Geneve. Nothing touches
+//! the system's OVS or network; everything is removed on exit.
 
 use std::collections::BTreeSet;
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::process::{Child, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
-use flowlib::batch::Batch;
-use flowlib::client::{dump_flows, ensure_tlv_maps};
-use flowlib::conn::{BundleOptions, ConnOptions, Connection};
-use flowlib::wire::flow::FlowModCommand;
-use flowlib::wire::message::TlvMap;
-use kovs_tests::{OvsSandbox, SandboxOptions};
-use pipelines::model::load_path;
-use pipelines::tables::*;
+use flowlib::client::dump_flows;
+use flowlib::conn::{ConnOptions, Connection};
+use kovs_tests::{NodeSpec, Pod, Topology};
+use pipelines::model::{load_path, SubnetMode};
+use pipelines::tables::{COOKIE_MAGIC, COOKIE_OWNER_MASK};
 use pipelines::{Compiler, NodeConfig, TunnelType};
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
@@ -26,9 +26,11 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let state = arg(&args, "--state", "examples/cluster.yaml");
-    let node = arg(&args, "--node", "node1");
-    match run(&state, &node) {
-        Ok(()) => ExitCode::SUCCESS,
+    let tunnel = arg(&args, "--tunnel-type", "geneve");
+    let hold = args.iter().any(|a| a == "--hold");
+    match run(&state, &tunnel, hold) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
         Err(e) => {
             eprintln!("kovs-sandbox: {e}");
             ExitCode::FAILURE
@@ -40,199 +42,285 @@ fn step(msg: &str) {
     println!("==> {msg}");
 }
 
-fn run(state_path: &str, node: &str) -> Result<(), String> {
+struct Agent {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn agent_binary() -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let p = me.with_file_name("kovs-agent");
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "{} not found: build it with `cargo build --release -p kovs-agent`",
+            p.display()
+        ))
+    }
+}
+
+fn run(state_path: &str, tunnel: &str, hold: bool) -> Result<bool, String> {
+    let agent = agent_binary()?;
+    let tunnel_type =
+        TunnelType::parse(tunnel).ok_or(format!("--tunnel-type {tunnel}: geneve, vxlan or stt"))?;
     step(&format!("loading {state_path}"));
     let loaded = load_path(state_path);
     for e in &loaded.errors {
         println!("    error: {e}");
     }
-    step("starting a private ovsdb-server + ovs-vswitchd (userspace datapath) in its own network namespace");
-    let sb = OvsSandbox::start(SandboxOptions::default()).map_err(|e| e.to_string())?;
-    println!(
-        "    directory {}  netns {}",
-        sb.dir().display(),
-        sb.netns().unwrap_or("-")
-    );
-
-    // The node's ports, as the agent creates them.
-    let mut cfg = NodeConfig::new(node, TunnelType::Geneve);
-    let vsctl = |a: &[&str]| sb.vsctl(a).map_err(|e| e.to_string());
-    let tunnel = TunnelType::Geneve.port_name();
-    vsctl(&[
-        "add-port",
-        "br-int",
-        &tunnel,
-        "--",
-        "set",
-        "interface",
-        &tunnel,
-        "type=geneve",
-        "options:remote_ip=flow",
-        "options:key=flow",
-        "ofport_request=1",
-    ])?;
-    vsctl(&[
-        "add-port",
-        "br-int",
-        NODE_PORT_NAME,
-        "--",
-        "set",
-        "interface",
-        NODE_PORT_NAME,
-        "type=internal",
-        "ofport_request=2",
-    ])?;
-    let compiler = Compiler::new(cfg.clone(), loaded.objects.clone());
-    for e in &compiler.state().errors {
+    let state = pipelines::model::validate(&loaded.objects);
+    for e in &state.errors {
         println!("    rejected: {e}");
     }
-    let local: Vec<_> = compiler.state().pods_on_node(node).cloned().collect();
-    for (i, p) in local.iter().enumerate() {
-        let ofport = 10 + i as u32;
-        let name = format!("pod{i}");
-        vsctl(&[
-            "add-port",
-            "br-int",
-            &name,
-            "--",
-            "set",
-            "interface",
-            &name,
-            "type=internal",
-            &format!("ofport_request={ofport}"),
-            &format!("external_ids:iface-id={}", p.iface_id()),
-        ])?;
-        cfg.ports.pods.insert(p.iface_id(), ofport);
+    let nodes: Vec<NodeSpec> = state
+        .nodes
+        .values()
+        .map(|n| NodeSpec::new(&n.name, n.internal_ip, 24))
+        .collect();
+    step(&format!(
+        "starting {} nodes: a private ovsdb-server + ovs-vswitchd (userspace datapath) per node, each in its own network namespace, joined by a wire",
+        nodes.len()
+    ));
+    let t = Instant::now();
+    let mut topo = Topology::new(&nodes).map_err(|e| e.to_string())?;
+    println!("{topo}");
+    println!("    up in {:.2} s", t.elapsed().as_secs_f64());
+
+    // The overlay pods of the example become network namespaces bound by iface-id.
+    let mut pods: Vec<(String, String, Pod)> = Vec::new();
+    for p in state.pods.values() {
+        let Some(s) = state.subnets.get(&p.subnet) else {
+            continue;
+        };
+        if !matches!(s.mode, SubnetMode::Overlay) {
+            continue; // provider networks need a NIC per node: the underlay quickstart's job
+        }
+        let pod = topo
+            .node_mut(&p.node)
+            .add_pod(&p.iface_id(), p.ip, s.cidr.prefix_len(), p.mac, s.gateway)
+            .map_err(|e| e.to_string())?;
         println!(
-            "    pod {}/{} ({} {}) on port {name} = ofport {ofport}",
+            "    pod {}/{} on {}: {} ({}), subnet {}, vpc {}",
             p.namespace,
             p.name,
+            p.node,
             p.ip,
-            pipelines::model::format_mac(&p.mac)
+            pipelines::model::format_mac(&p.mac),
+            s.name,
+            s.vpc
+        );
+        pods.push((p.name.clone(), s.vpc.clone(), pod));
+    }
+
+    let dir = topo.nodes()[0].sandbox().dir().join("state");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::copy(state_path, dir.join("cluster.yaml")).map_err(|e| e.to_string())?;
+    step(&format!("starting kovs-agent on every node ({tunnel})"));
+    let mut agents = Vec::new();
+    for n in topo.nodes() {
+        let sb = n.sandbox();
+        let log = sb.dir().join("kovs-agent.log");
+        let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        let child = sb
+            .command(&agent.display().to_string())
+            .args(["run", "--node", n.name(), "--state"])
+            .arg(&dir)
+            .arg("--ovs-rundir")
+            .arg(sb.dir())
+            .args([
+                "--datapath",
+                "netdev",
+                "--tunnel-type",
+                tunnel,
+                "--metrics-addr",
+                "127.0.0.1:10665",
+            ])
+            .stdout(Stdio::from(out.try_clone().map_err(|e| e.to_string())?))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .map_err(|e| format!("starting kovs-agent: {e}"))?;
+        agents.push((n.name().to_string(), Agent { child, log }));
+    }
+    let t = Instant::now();
+    for (node, a) in &agents {
+        loop {
+            let log = std::fs::read_to_string(&a.log).unwrap_or_default();
+            if log.contains(" ready") {
+                let flows = log
+                    .lines()
+                    .find(|l| l.contains(" ready"))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                println!("    {node}: {flows}");
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(20) {
+                return Err(format!(
+                    "kovs-agent on {node} is not ready after 20 s; log:\n{log}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    println!(
+        "    all agents ready {:.0} ms after start",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+
+    step("pings (3 each, from the first pod of each pair)");
+    let find = |name: &str| pods.iter().find(|(n, _, _)| n == name);
+    let mut ok = true;
+    // Every ordered pair in both directions; across VPCs only where the destination address is
+    // not also used inside the source's own VPC (VPCs may overlap, as red and ovn-default do).
+    let mut pairs = Vec::new();
+    for (n1, v1, p1) in &pods {
+        for (n2, v2, p2) in &pods {
+            if n1 == n2 {
+                continue;
+            }
+            let same = v1 == v2;
+            let shadowed = !same && pods.iter().any(|(_, v, p)| v == v1 && p.ip() == p2.ip());
+            if (same && n1 < n2) || (!same && !shadowed) {
+                pairs.push((n1.clone(), n2.clone(), same, p1.ip(), p2.ip()));
+            }
+        }
+    }
+    for (n1, n2, same_vpc, _, dst) in &pairs {
+        let Some((_, _, p1)) = find(n1) else { continue };
+        // The first packet may race the agents' last flows: one warm-up.
+        let _ = p1.ping(*dst, 1, 0.2);
+        let (sent, got) = p1.ping(*dst, 3, 0.1).map_err(|e| e.to_string())?;
+        let expect = if *same_vpc { sent } else { 0 };
+        let verdict = if got == expect {
+            "as expected"
+        } else {
+            "UNEXPECTED"
+        };
+        ok &= got == expect;
+        println!(
+            "    {n1} -> {n2} ({dst}): {got}/{sent} replies, {} ({verdict})",
+            if *same_vpc {
+                "same VPC: should answer"
+            } else {
+                "other VPC: isolated"
+            }
         );
     }
-    for (pn, lp) in &compiler.plan().providers {
-        sb.add_bridge(&lp.bridge).map_err(|e| e.to_string())?;
-        let (a, b) = (patch_int_to_pn(pn), patch_pn_to_int(pn));
-        vsctl(&[
-            "add-port",
-            "br-int",
-            &a,
-            "--",
-            "set",
-            "interface",
-            &a,
-            "type=patch",
-            &format!("options:peer={b}"),
-            &format!("ofport_request={}", lp.patch),
-        ])?;
-        vsctl(&[
-            "add-port",
-            &lp.bridge,
-            &b,
-            "--",
-            "set",
-            "interface",
-            &b,
-            "type=patch",
-            &format!("options:peer={a}"),
-            "ofport_request=2",
-        ])?;
-        let up = format!("up-{pn}");
-        vsctl(&[
-            "add-port",
-            &lp.bridge,
-            &up,
-            "--",
-            "set",
-            "interface",
-            &up,
-            "type=internal",
-            "ofport_request=1",
-        ])?;
-    }
-    let compiler = Compiler::new(cfg, loaded.objects);
-    let flows = compiler.flows();
-    step(&format!("compiled {} flows for {node}", flows.len()));
 
+    step("what kovs installed on the first node, dumped back by flowlib through flow-stats");
+    let first = &topo.nodes()[0];
+    let mut cfg = NodeConfig::new(first.name(), tunnel_type);
+    cfg.ports.pods = pods
+        .iter()
+        .filter(|(_, _, p)| p.node() == first.name())
+        .filter_map(|(_, _, p)| {
+            first
+                .ofport(p.port_name())
+                .ok()
+                .map(|o| (p.iface_id().to_string(), o))
+        })
+        .collect();
+    cfg.ports.tunnel = first.ofport(&tunnel_type.port_name()).unwrap_or(1);
+    cfg.ports.node_port = first.ofport("kovs0").unwrap_or(2);
+    let compiled: BTreeSet<String> = Compiler::new(cfg, loaded.objects)
+        .flows()
+        .iter()
+        .filter(|f| f.bridge() == 0)
+        .filter_map(|f| f.to_flow().ok().map(|f| f.to_string()))
+        .collect();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let mut per_bridge: std::collections::BTreeMap<u8, Vec<&pipelines::CompactFlow>> = Default::default();
-        for f in flows.iter() {
-            per_bridge.entry(f.bridge()).or_default().push(f);
-        }
-        for (b, fl) in &per_bridge {
-            let bridge = compiler.bridges().name(*b).to_string();
-            let conn = Connection::connect(&sb.mgmt_target(&bridge), ConnOptions::default()).await.map_err(|e| e.to_string())?;
-            if *b == 0 {
-                let tlv = TlvMap { option_class: GENEVE_OPT_CLASS, option_type: GENEVE_OPT_TYPE, option_len: GENEVE_OPT_LEN, index: GENEVE_OPT_INDEX as u16 };
-                let out = ensure_tlv_maps(&conn, &[tlv]).await.map_err(|e| e.to_string())?;
-                println!("    {bridge}: Geneve TLV map installed: {:?}", out.installed.len());
-            }
-            let mut batch = Batch::new();
-            for f in fl {
-                batch.push(|out| f.encode_flow_mod(FlowModCommand::Add, 0, out)).map_err(|e| e.to_string())?;
-            }
-            let t = std::time::Instant::now();
-            let outcome = conn.commit_bundle(batch.iter(), &BundleOptions::default()).await.map_err(|e| e.to_string())?;
-            if !outcome.is_ok() {
-                return Err(format!("{bridge}: {outcome}"));
-            }
-            println!("    {bridge}: {} flows installed by flowlib in one bundle in {:.1} ms", fl.len(), t.elapsed().as_secs_f64() * 1e3);
-            let back = dump_flows(&conn, 255, COOKIE_MAGIC << 56, COOKIE_OWNER_MASK).await.map_err(|e| e.to_string())?;
-            let sent: BTreeSet<String> = fl.iter().map(|f| f.to_flow().map(|f| f.to_string()).unwrap_or_default()).collect();
-            let got: BTreeSet<String> = back.iter().map(|s| s.flow.to_string()).collect();
-            if sent != got {
-                return Err(format!("{bridge}: the flows dumped back differ from the ones sent"));
-            }
-            println!("    {bridge}: dumped back through flow-stats: {} flows, identical to what was sent", back.len());
-        }
-        Ok::<(), String>(())
+    let installed = rt.block_on(async {
+        let conn = Connection::connect(
+            &first.sandbox().mgmt_target("br-int"),
+            ConnOptions::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        dump_flows(&conn, 255, COOKIE_MAGIC << 56, COOKIE_OWNER_MASK)
+            .await
+            .map_err(|e| e.to_string())
     })?;
+    let installed: BTreeSet<String> = installed.iter().map(|s| s.flow.to_string()).collect();
+    println!(
+        "    {}: {} kovs flows installed; {}",
+        first.name(),
+        installed.len(),
+        if installed == compiled {
+            "identical to `kovs-agent compile` for this node".to_string()
+        } else {
+            format!(
+                "{} differ from `kovs-agent compile`",
+                installed.symmetric_difference(&compiled).count()
+            )
+        }
+    );
+    for l in installed.iter().filter(|l| l.contains("table=30")).take(6) {
+        println!("    {l}");
+    }
 
-    step("br-int as ovs-ofctl shows it (first 12 flows of each table)");
-    let dump = sb.dump_flows("br-int").map_err(|e| e.to_string())?;
-    let mut shown: std::collections::BTreeMap<String, usize> = Default::default();
-    for l in &dump {
-        let table = l
-            .split(", ")
-            .find(|p| p.starts_with("table="))
-            .unwrap_or("table=0")
-            .to_string();
-        let n = shown.entry(table).or_default();
-        if *n < 12 {
-            println!("    {l}");
-        }
-        *n += 1;
+    step("where to look");
+    for n in topo.nodes() {
+        let sb = n.sandbox();
+        println!(
+            "    {}: netns {}, OVS in {}",
+            n.name(),
+            sb.netns().unwrap_or("-"),
+            sb.dir().display()
+        );
+        println!(
+            "      ip netns exec {} {} flows --ovs-rundir {}",
+            sb.netns().unwrap_or("-"),
+            agent.display(),
+            sb.dir().display()
+        );
+        println!("      ip netns exec {} python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:10665/metrics').read().decode())\"", sb.netns().unwrap_or("-"));
+        println!("      log: {}", sb.dir().join("kovs-agent.log").display());
     }
-    if let Some(pod) = local.first() {
-        let s = compiler.state().subnets.get(&pod.subnet).cloned();
-        if let Some(s) = s {
-            let flow = format!(
-                "in_port=10,arp,arp_op=1,dl_src={m},dl_dst=ff:ff:ff:ff:ff:ff,arp_spa={ip},arp_sha={m},arp_tpa={gw}",
-                m = pipelines::model::format_mac(&pod.mac),
-                ip = pod.ip,
-                gw = s.pod_gateway()
-            );
-            step(&format!(
-                "ofproto/trace: {}/{} asks ARP for its gateway {}",
-                pod.namespace,
-                pod.name,
-                s.pod_gateway()
-            ));
-            let t = sb.trace("br-int", &flow).map_err(|e| e.to_string())?;
-            for l in t.lines().filter(|l| {
-                l.starts_with("Datapath actions")
-                    || l.contains("goto_table")
-                    || l.contains("set_field") && l.contains("eth_src")
-            }) {
-                println!("    {}", l.trim());
+    if hold {
+        step("holding the sandbox until Ctrl-C");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _ = ctrlc_channel(tx);
+        let _ = rx.recv();
+    }
+    step(if ok {
+        "done: every ping behaved as expected; removing the sandbox"
+    } else {
+        "done, with unexpected results; removing the sandbox"
+    });
+    drop(agents);
+    drop(pods);
+    drop(topo);
+    Ok(ok)
+}
+
+/// Waits for SIGINT or SIGTERM on a thread (no extra crate).
+fn ctrlc_channel(tx: std::sync::mpsc::Sender<()>) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        rt.block_on(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
             }
-        }
-    }
-    step("done: the sandbox is removed on exit");
+        });
+        let _ = tx.send(());
+    });
     Ok(())
 }
