@@ -455,6 +455,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
                 warn!("ovsdb: clearing flow-restore-wait: {e}");
             }
             info!(flows = compiler.flows().len(), "ready");
+            release_freed_memory();
         }
         update_flow_gauges(&metrics, &bridges);
         http_state.set_status(status(&cfg, &compiler, &bridges, ready));
@@ -464,6 +465,15 @@ async fn agent(cfg: Config) -> Result<(), String> {
         b.switch.stop();
     }
     Ok(())
+}
+
+/// Loading a large state parses it into temporary trees; give that memory back to the system
+/// once (glibc keeps freed heap otherwise, and RSS is what operators see).
+fn release_freed_memory() {
+    // SAFETY: malloc_trim only walks glibc's own heap structures.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 async fn connect_ovsdb(cfg: &Config, metrics: &Metrics) -> Vswitch {

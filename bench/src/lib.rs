@@ -1,5 +1,6 @@
 //! kovs benchmarks: shared workloads for `cargo bench` and the `kovs-bench` comparisons.
 
+pub mod agent_bench;
 pub mod alloc_count;
 pub mod compile_bench;
 pub mod encode_bench;

@@ -1,6 +1,6 @@
 //! kovs-bench: side-by-side comparisons, one JSON object per line on stdout.
 
-use kovs_bench::{alloc_count, compile_bench, encode_bench, install_bench};
+use kovs_bench::{agent_bench, alloc_count, compile_bench, encode_bench, install_bench};
 
 #[global_allocator]
 static ALLOC: alloc_count::Counting = alloc_count::Counting;
@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 const USAGE: &str = "usage:
   kovs-bench encode [--flows N]
   kovs-bench install [--flows N] [--runs N]
+  kovs-bench delta [--flows N] [--change-pct P]
+  kovs-bench restart [--flows N]
+  kovs-bench pod-latency [--pods N] [--samples N]
   kovs-bench compile [--pods N] [--nodes N] [--subnets N]
 ";
 
@@ -46,6 +49,21 @@ fn main() {
         std::process::exit(1);
     };
     let result = flags(&argv[1..]).and_then(|f| match cmd.as_str() {
+        "memory" => agent_bench::memory(num(&f, "flows", 100_000)?),
+        "restart" => agent_bench::restart(num(&f, "flows", 100_000)?),
+        "delta" => agent_bench::delta(
+            num(&f, "flows", 100_000)?,
+            f.get("change-pct")
+                .map(|v| {
+                    v.parse::<f64>()
+                        .map_err(|_| format!("--change-pct {v}: not a number"))
+                })
+                .transpose()?
+                .unwrap_or(1.0),
+        ),
+        "pod-latency" => {
+            agent_bench::pod_latency(num(&f, "pods", 10_000)?, num(&f, "samples", 200)?)
+        }
         "install" => install_bench::run(num(&f, "flows", 100_000)?, num(&f, "runs", 3)?),
         "encode" => encode_bench::run(num(&f, "flows", 1_000_000)?),
         "compile" => Ok(compile_bench::run(

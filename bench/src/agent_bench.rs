@@ -1,0 +1,499 @@
+//! Benchmarks of the running agent against a real private ovs-vswitchd: restart over installed
+//! flows, per-pod latency, memory; and the delta path against `ovs-ofctl replace-flows`.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use flowlib::batch::Batch;
+use flowlib::conn::{BundleOptions, ConnOptions, Connection, Event};
+use flowlib::wire::flow::FlowModCommand;
+use flowlib::wire::message::{
+    encode_flow_monitor_request, monitor_flags, FlowUpdate, Message, MultipartReply,
+};
+use flowlib::wire::{Field, Match};
+use kovs_tests::{OvsSandbox, SandboxOptions};
+use pipelines::flowset::FlowSet;
+
+use crate::compile_bench::round;
+
+/// A Kubernetes List (JSON) of `nodes` nodes, `subnets` overlay subnets and `pods` pods spread
+/// over them; pods `extra..` (on node0, in subnet 0) are listed too, for latency samples.
+pub fn state_json(pods: usize, nodes: usize, subnets: usize, extra: usize) -> String {
+    let mut items = Vec::with_capacity(pods + nodes + subnets + extra);
+    for i in 0..nodes {
+        items.push(serde_json::json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": format!("node{i}")},
+            "status": {"addresses": [{"type": "InternalIP", "address": format!("172.18.{}.{}", i / 250, 1 + i % 250)}]}
+        }));
+    }
+    for s in 0..subnets {
+        items.push(serde_json::json!({
+            "apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": format!("subnet-{s}")},
+            "spec": {"cidrBlock": format!("10.{}.0.0/16", s + 1), "gateway": format!("10.{}.0.1", s + 1)}
+        }));
+    }
+    let pod = |idx: usize, node: usize, s: usize, k: usize| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("pod-{idx}"), "namespace": "default", "annotations": {
+                "ovn.kubernetes.io/ip_address": format!("10.{}.{}.{}", s + 1, 1 + k / 250, 2 + k % 250),
+                "ovn.kubernetes.io/mac_address": format!("00:01:{:02x}:{:02x}:{:02x}:{:02x}", (idx >> 24) & 0xff, (idx >> 16) & 0xff, (idx >> 8) & 0xff, idx & 0xff),
+                "ovn.kubernetes.io/logical_switch": format!("subnet-{s}"),
+            }},
+            "spec": {"nodeName": format!("node{node}")}
+        })
+    };
+    for idx in 0..pods {
+        items.push(pod(idx, idx % nodes, idx % subnets, idx / subnets));
+    }
+    for j in 0..extra {
+        let idx = pods + j;
+        items.push(pod(idx, 0, 0, pods / subnets + 1 + j));
+    }
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+}
+
+pub struct RunningAgent {
+    child: Child,
+    pub log: PathBuf,
+    pub started: Instant,
+}
+
+impl RunningAgent {
+    pub fn start(
+        agent: &Path,
+        sb: &OvsSandbox,
+        state: &Path,
+        tag: &str,
+    ) -> Result<RunningAgent, String> {
+        let log = sb.dir().join(format!("agent-{tag}.log"));
+        let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let child = std::process::Command::new(agent)
+            .args(["run", "--node", "node0", "--state"])
+            .arg(state)
+            .arg("--ovs-rundir")
+            .arg(sb.dir())
+            .args(["--datapath", "netdev", "--metrics-addr", "127.0.0.1:0"])
+            .env("KOVS_LOG", "info")
+            .stdout(Stdio::from(out.try_clone().map_err(|e| e.to_string())?))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .map_err(|e| format!("kovs-agent: {e}"))?;
+        Ok(RunningAgent {
+            child,
+            log,
+            started,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the `ready` line; returns the time since start.
+    pub fn wait_ready(&self, within: Duration) -> Result<Duration, String> {
+        loop {
+            if self.log_text().contains(" ready ")
+                || self
+                    .log_text()
+                    .lines()
+                    .any(|l| l.ends_with("ready") || l.contains(" ready flows="))
+            {
+                return Ok(self.started.elapsed());
+            }
+            if self.started.elapsed() > within {
+                return Err(format!(
+                    "agent not ready after {within:?}:\n{}",
+                    self.log_text()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    pub fn stop(mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn agent_binary() -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let p = me.with_file_name("kovs-agent");
+    p.exists().then_some(p.clone()).ok_or(format!(
+        "{} not found: cargo build --release -p kovs-agent",
+        p.display()
+    ))
+}
+
+/// Sums the flow_mods of every `batch` line of an agent log.
+fn flow_mods_in(log: &str) -> u64 {
+    let mut n = 0;
+    for l in log.lines().filter(|l| l.contains(" batch ")) {
+        for key in ["adds=", "modifies=", "deletes="] {
+            if let Some(v) = l
+                .split(key)
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                n += v;
+            }
+        }
+    }
+    n
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn installed_flows(sb: &OvsSandbox) -> Result<usize, String> {
+    let agg = sb
+        .ofctl(&["dump-aggregate", &sb.mgmt_target("br-int")])
+        .map_err(|e| e.to_string())?;
+    agg.split("flow_count=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or(format!("unexpected dump-aggregate output: {agg}"))
+}
+
+/// `kovs-bench restart --flows N`: agent restart over N installed flows.
+pub fn restart(flows: usize) -> Result<serde_json::Value, String> {
+    let agent = agent_binary()?;
+    let (nodes, subnets) = (100, 50);
+    let pods = flows / 3;
+    let sb = OvsSandbox::start(SandboxOptions {
+        netns: false,
+        bridges: vec![],
+    })
+    .map_err(|e| e.to_string())?;
+    let state = sb.dir().join("state.json");
+    std::fs::write(&state, state_json(pods, nodes, subnets, 0)).map_err(|e| e.to_string())?;
+    let first = RunningAgent::start(&agent, &sb, &state, "first")?;
+    let first_ready = first.wait_ready(Duration::from_secs(120))?;
+    let n = installed_flows(&sb)?;
+    first.stop();
+    let second = RunningAgent::start(&agent, &sb, &state, "second")?;
+    let ready = second.wait_ready(Duration::from_secs(60))?;
+    std::thread::sleep(Duration::from_millis(200));
+    let rss = rss_bytes(second.pid());
+    let log = second.log_text();
+    second.stop();
+    let mods = flow_mods_in(&log);
+    let load_ms = log
+        .lines()
+        .find(|l| l.contains("ready"))
+        .map(|_| ready.as_secs_f64() * 1e3)
+        .unwrap_or(0.0);
+    Ok(serde_json::json!({
+        "bench": "restart",
+        "flows": n,
+        "flow_mods_sent": mods,
+        "ready_ms": round(load_ms, 1),
+        "first_start_ready_ms": round(first_ready.as_secs_f64() * 1e3, 1),
+        "agent_rss_bytes": rss,
+        "rss_bytes_per_flow": round(rss as f64 / n.max(1) as f64, 1),
+    }))
+}
+
+/// `kovs-bench delta --flows N --change-pct P`: a node holding N compiled flows; a state change
+/// (pods changing their MAC) touching P% of them. kovs: the compiler's incremental delta sent
+/// as one bundle. ovs-ofctl: `--bundle replace-flows` with the node's new flow table as text
+/// (its own dump and diff), on another switch holding the same flows.
+pub fn delta(flows: usize, pct: f64) -> Result<serde_json::Value, String> {
+    use crate::synth::{cluster, node_name, pod_object, Shape};
+    use pipelines::model::{Change, Object};
+    use pipelines::{Compiler, NodeConfig, TunnelType};
+    // Overlay pods elsewhere give three flows here, underlay ones none: ~2.5 per pod overall.
+    let shape = Shape {
+        pods: flows * 2 / 5,
+        nodes: 100,
+        subnets: 50,
+    };
+    let mut compiler = Compiler::new(
+        NodeConfig::new(node_name(0), TunnelType::Geneve),
+        cluster(&shape),
+    );
+    let old: Vec<String> = bridge0_text(compiler.flows());
+    let n = old.len();
+    // Pods on other nodes (three flows each here), spread over the set.
+    let want = ((n as f64) * pct / 100.0 / 3.0).round().max(1.0) as usize;
+    let step = (shape.pods / want).max(1);
+    let changes: Vec<Change> = (0..want)
+        .map(|k| {
+            let idx = 1 + k * step;
+            let mut p = pod_object(idx, &shape);
+            p.metadata.annotations.insert(
+                "ovn.kubernetes.io/mac_address".into(),
+                format!(
+                    "02:99:{:02x}:{:02x}:{:02x}:{:02x}",
+                    (idx >> 24) & 0xff,
+                    (idx >> 16) & 0xff,
+                    (idx >> 8) & 0xff,
+                    idx & 0xff
+                ),
+            );
+            Change::Apply(Object::Pod(p))
+        })
+        .collect();
+
+    // kovs
+    let sb = OvsSandbox::start(SandboxOptions::default()).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (kovs_ms, touched) = rt.block_on(async {
+        let conn = Connection::connect(&sb.mgmt_target("br-int"), ConnOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        flowlib::client::ensure_tlv_maps(&conn, &[geneve_tlv()])
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut b = Batch::with_capacity(n * 120, n);
+        for f in compiler.flows().iter().filter(|f| f.bridge() == 0) {
+            let _ = b.push(|out| f.encode_flow_mod(FlowModCommand::Add, 0, out));
+        }
+        let out = conn
+            .commit_bundle(b.iter(), &BundleOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        if !out.is_ok() {
+            return Err(out.to_string());
+        }
+        // Measured: compile the change incrementally, send the delta in one bundle.
+        let t = Instant::now();
+        let d = compiler.apply(changes);
+        let mut b = Batch::with_capacity(d.len() * 120, d.len());
+        for (cmd, fl) in [
+            (FlowModCommand::DeleteStrict, &d.delete),
+            (FlowModCommand::Add, &d.add),
+            (FlowModCommand::ModifyStrict, &d.modify),
+        ] {
+            for f in fl.iter().filter(|f| f.bridge() == 0) {
+                let _ = b.push(|out| f.encode_flow_mod(cmd, 0, out));
+            }
+        }
+        let out = conn
+            .commit_bundle(b.iter(), &BundleOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        if !out.is_ok() {
+            return Err(out.to_string());
+        }
+        Ok::<_, String>((ms, b.len()))
+    })?;
+    let now = installed_flows(&sb)?;
+    if now != compiler.flows().iter().filter(|f| f.bridge() == 0).count() {
+        return Err(format!(
+            "kovs: switch holds {now} flows, expected {}",
+            compiler.flows().len()
+        ));
+    }
+    drop(sb);
+
+    // ovs-ofctl replace-flows on another switch holding the same old flows
+    let new = bridge0_text(compiler.flows());
+    let sb = OvsSandbox::start(SandboxOptions::default()).map_err(|e| e.to_string())?;
+    let write = |name: &str, fl: &[String]| -> Result<String, String> {
+        let p = sb.dir().join(name);
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&p).map_err(|e| e.to_string())?);
+        for f in fl {
+            writeln!(w, "{f}").map_err(|e| e.to_string())?;
+        }
+        Ok(p.display().to_string())
+    };
+    let old_file = write("old.flows", &old)?;
+    let new_file = write("new.flows", &new)?;
+    let target = sb.mgmt_target("br-int");
+    sb.ofctl(&[
+        "add-tlv-map",
+        &target,
+        "{class=0x0102,type=0x80,len=4}->tun_metadata0",
+    ])
+    .map_err(|e| e.to_string())?;
+    sb.ofctl(&["--bundle", "add-flows", &target, &old_file])
+        .map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    sb.ofctl(&["--bundle", "replace-flows", &target, &new_file])
+        .map_err(|e| e.to_string())?;
+    let ofctl_ms = t.elapsed().as_secs_f64() * 1e3;
+    Ok(serde_json::json!({
+        "bench": "delta",
+        "flows": n,
+        "flow_mods": touched,
+        "kovs_ms": round(kovs_ms, 2),
+        "ofctl_ms": round(ofctl_ms, 1),
+        "ratio": round(kovs_ms / ofctl_ms, 4),
+    }))
+}
+
+fn geneve_tlv() -> flowlib::wire::message::TlvMap {
+    use pipelines::tables::*;
+    flowlib::wire::message::TlvMap {
+        option_class: GENEVE_OPT_CLASS,
+        option_type: GENEVE_OPT_TYPE,
+        option_len: GENEVE_OPT_LEN,
+        index: GENEVE_OPT_INDEX as u16,
+    }
+}
+
+fn bridge0_text(set: &FlowSet) -> Vec<String> {
+    set.iter()
+        .filter(|f| f.bridge() == 0)
+        .filter_map(|f| f.to_flow().ok().map(|f| f.to_string()))
+        .collect()
+}
+
+/// One OVSDB transaction over a unix socket (no ovs-vsctl process in the measurement).
+fn ovsdb_transact(db: &Path, ops: serde_json::Value) -> Result<serde_json::Value, String> {
+    let mut s = UnixStream::connect(db).map_err(|e| e.to_string())?;
+    let req = serde_json::json!({"method": "transact", "params": std::iter::once(serde_json::json!("Open_vSwitch")).chain(ops.as_array().cloned().unwrap_or_default()).collect::<Vec<_>>(), "id": 1});
+    s.write_all(req.to_string().as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("ovsdb closed".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&buf) {
+            if v.get("id") == Some(&serde_json::json!(1)) {
+                return Ok(v);
+            }
+            buf.clear();
+        }
+    }
+}
+
+/// `kovs-bench pod-latency --pods N`: time from a pod's port appearing in OVSDB to its first
+/// flow being in OVS, seen by a flow monitor of our own.
+pub fn pod_latency(pods: usize, samples: usize) -> Result<serde_json::Value, String> {
+    let agent = agent_binary()?;
+    let sb = OvsSandbox::start(SandboxOptions {
+        netns: false,
+        bridges: vec!["br-int".into()],
+    })
+    .map_err(|e| e.to_string())?;
+    let state = sb.dir().join("state.json");
+    std::fs::write(&state, state_json(pods, 100, 50, samples)).map_err(|e| e.to_string())?;
+    let a = RunningAgent::start(&agent, &sb, &state, "latency")?;
+    a.wait_ready(Duration::from_secs(120))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let db = sb.db_sock();
+    let mut lat = Vec::with_capacity(samples);
+    rt.block_on(async {
+        let conn = Connection::connect(&sb.mgmt_target("br-int"), ConnOptions::default()).await.map_err(|e| e.to_string())?;
+        let mut events = conn.take_events().ok_or("no events")?;
+        let mut req = Vec::new();
+        encode_flow_monitor_request(7, monitor_flags::ADD, 0, &Match::new(), 0, &mut req);
+        conn.multipart(req).await.map_err(|e| format!("flow monitor: {e}"))?;
+        for j in 0..samples {
+            let name = format!("lp{j}");
+            let iface_id = format!("pod-{}.default", pods + j);
+            let ops = serde_json::json!([
+                {"op": "insert", "table": "Interface", "row": {"name": name, "type": "internal",
+                    "external_ids": ["map", [["iface-id", iface_id]]]}, "uuid-name": "i"},
+                {"op": "insert", "table": "Port", "row": {"name": name, "interfaces": ["named-uuid", "i"]}, "uuid-name": "p"},
+                {"op": "mutate", "table": "Bridge", "where": [["name", "==", "br-int"]],
+                    "mutations": [["ports", "insert", ["set", [["named-uuid", "p"]]]]]}
+            ]);
+            let t0 = Instant::now();
+            let db2 = db.clone();
+            tokio::task::spawn_blocking(move || ovsdb_transact(&db2, ops)).await.map_err(|e| e.to_string())??;
+            // Wait for a classifier flow matching the new port (table 0, priority 200, in_port).
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut seen = false;
+            while !seen {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let Ok(Some(ev)) = tokio::time::timeout(left, events.recv()).await else {
+                    return Err(format!("no flow for {iface_id} within 5 s"));
+                };
+                if let Event::Message(f) = ev {
+                    if let Ok((_, Message::MultipartReply { body: MultipartReply::FlowMonitor(ups), .. })) = Message::decode(f.as_slice()) {
+                        seen = ups.iter().any(|u| matches!(u, FlowUpdate::Added(full) if full.table == 0 && full.priority == 200 && full.matches.get(Field::InPort).is_some()));
+                    }
+                }
+            }
+            lat.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok::<(), String>(())
+    })?;
+    a.stop();
+    lat.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let pick = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+    Ok(serde_json::json!({
+        "bench": "pod-latency",
+        "pods": pods,
+        "samples": lat.len(),
+        "p50_ms": round(pick(0.5), 2),
+        "p99_ms": round(pick(0.99), 2),
+        "max_ms": round(pick(1.0), 2),
+    }))
+}
+
+/// `kovs-bench memory --flows N`: live heap of each part of the agent's state for a node
+/// holding ~N flows (counting allocator), to see where memory goes.
+pub fn memory(flows: usize) -> Result<serde_json::Value, String> {
+    use crate::alloc_count::live_bytes;
+    let pods = flows / 3;
+    let dir = std::env::temp_dir().join(format!("kovs-mem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let file = dir.join("state.json");
+    std::fs::write(&file, state_json(pods, 100, 50, 0)).map_err(|e| e.to_string())?;
+    let b0 = live_bytes();
+    let loaded = pipelines::model::load_path(&file);
+    let b1 = live_bytes();
+    let objects = loaded.objects.clone();
+    drop(loaded);
+    let b2 = live_bytes();
+    let state = pipelines::model::validate(&objects);
+    let b3 = live_bytes();
+    let cfg = pipelines::NodeConfig::new("node0", pipelines::TunnelType::Geneve);
+    let plan = pipelines::compile::Plan::new(&state, &cfg);
+    let mut bridges = pipelines::compile::Bridges::new("br-int");
+    let set = pipelines::compile_all(&state, &plan, &cfg, &mut bridges);
+    let b4 = live_bytes();
+    let _ = std::fs::remove_dir_all(&dir);
+    let n = set.len() as f64;
+    Ok(serde_json::json!({
+        "bench": "memory",
+        "flows": set.len(),
+        "pods": pods,
+        "loaded_bytes_per_flow": round((b1 - b0) as f64 / n, 1),
+        "objects_bytes_per_flow": round((b2 - b0) as f64 / n, 1),
+        "validated_bytes_per_flow": round((b3 - b2) as f64 / n, 1),
+        "flowset_bytes_per_flow": round((b4 - b3) as f64 / n, 1),
+    }))
+}
