@@ -73,6 +73,12 @@ pub fn run(argv: &[String]) -> i32 {
             }
         }
     }
+    // Unreadable files first: they may be why a node is missing.
+    let mut rejected = 0;
+    for e in &loaded.errors {
+        eprintln!("error: {e}");
+        rejected += 1;
+    }
     let compiler = Compiler::new(cfg, loaded.objects.clone());
     let state = compiler.state();
     if !state.nodes.contains_key(node) {
@@ -86,11 +92,6 @@ pub fn run(argv: &[String]) -> i32 {
             }
         );
         return 1;
-    }
-    let mut rejected = 0;
-    for e in &loaded.errors {
-        eprintln!("error: {e}");
-        rejected += 1;
     }
     for e in &state.errors {
         eprintln!("error: {e}");
