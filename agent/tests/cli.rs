@@ -50,7 +50,7 @@ fn valid_state_prints_sorted_ofctl_flows_and_exits_0() {
         let prio = line
             .split("priority=")
             .nth(1)
-            .and_then(|r| r.split(|c| c == ',' || c == ' ').next())
+            .and_then(|r| r.split([',', ' ']).next())
             .and_then(|p| p.parse().ok())
             .unwrap_or(0x8000u16);
         if let Some((t, p)) = last {
