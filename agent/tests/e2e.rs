@@ -134,31 +134,9 @@ fn state(topo: &Topology) -> String {
 
 #[test]
 fn overlay_pods_ping_across_nodes_routed_and_isolated() {
-    let mut topo = two_nodes();
-    let dir = topo.node("node1").sandbox().dir().join("state");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("cluster.yaml"), state(&topo)).unwrap();
-    let a = topo
-        .node_mut("node1")
-        .add_pod(
-            "pod-a.default",
-            ip("10.16.0.10"),
-            16,
-            MAC_A,
-            ip("10.16.0.1"),
-        )
-        .unwrap();
-    let b = topo
-        .node_mut("node2")
-        .add_pod(
-            "pod-b.default",
-            ip("10.16.0.11"),
-            16,
-            MAC_B,
-            ip("10.16.0.1"),
-        )
-        .unwrap();
-    let c = topo
+    let mut c = Cluster::new("geneve");
+    let pc = c
+        .topo
         .node_mut("node2")
         .add_pod(
             "pod-c.default",
@@ -168,7 +146,8 @@ fn overlay_pods_ping_across_nodes_routed_and_isolated() {
             ip("10.17.0.1"),
         )
         .unwrap();
-    let r = topo
+    let r = c
+        .topo
         .node_mut("node2")
         .add_pod(
             "pod-r.default",
@@ -178,37 +157,22 @@ fn overlay_pods_ping_across_nodes_routed_and_isolated() {
             ip("10.18.0.1"),
         )
         .unwrap();
-    let ag1 = start_agent(&topo, "node1", &dir, "geneve");
-    let ag2 = start_agent(&topo, "node2", &dir, "geneve");
-
-    let ok = wait_ping(&a, b.ip(), Duration::from_secs(15));
-    assert!(
-        ok,
-        "pod-a could not reach pod-b over geneve\nnode1:\n{}\nnode2:\n{}",
-        ag1.log(),
-        ag2.log()
-    );
-    let (sent, got) = a.ping(b.ip(), 10, 0.05).unwrap();
+    let (sent, got) = c.a.ping(c.b.ip(), 10, 0.05).unwrap();
     assert_eq!((sent, got), (10, 10), "same-subnet ping across nodes");
-    // Routed between two subnets of one VPC.
     // Routed between two subnets of one VPC (TTL decremented, MACs rewritten by the pipeline).
     assert!(
-        wait_ping(&a, c.ip(), Duration::from_secs(5)),
+        wait_ping(&c.a, pc.ip(), Duration::from_secs(5)),
         "pod-a -> pod-c (blue) routed\n{}",
-        ag1.log()
+        c.logs()
     );
     // Another VPC is unreachable.
-    let (_, got) = a.ping(r.ip(), 3, 0.2).unwrap();
+    let (_, got) = c.a.ping(r.ip(), 3, 0.2).unwrap();
     assert_eq!(got, 0, "pod-a must not reach pod-r in vpc-red");
     // The gateway answers ARP and ping.
-    let (_, got) = a.ping(ip("10.16.0.1"), 2, 0.2).unwrap();
+    let (_, got) = c.a.ping(ip("10.16.0.1"), 2, 0.2).unwrap();
     assert_eq!(got, 2, "the gateway answers ping");
-    let log1 = ag1.stop();
-    let log2 = ag2.stop();
-    assert!(
-        log1.contains("ready") && log2.contains("ready"),
-        "{log1}\n{log2}"
-    );
+    let logs = c.logs();
+    assert_eq!(logs.matches(" ready").count(), 2, "{logs}");
 }
 
 /// A running two-node cluster with agents: the fixture for the lifecycle tests.

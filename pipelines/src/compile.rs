@@ -439,6 +439,42 @@ fn icmp_echo_responder(ip_addr: Ipv4Addr, _mac_addr: MacAddr) -> Vec<Action> {
     ]
 }
 
+/// A local port's table-0 flows: IP and ARP matching `ip_m`/`arp_m` are classified with `regs`
+/// (IP on to the gateway table, ARP to the ARP table); anything else from the port is dropped.
+fn classify_port(
+    e: &mut Emitter<'_>,
+    ofport: u32,
+    regs: Vec<Action>,
+    mut ip_m: Match,
+    mut arp_m: Match,
+) {
+    ip_m.in_port(ofport);
+    e.flow(
+        Stage::Classifier,
+        T_CLASSIFY,
+        200,
+        ip_m,
+        apply_goto(regs.clone(), T_GATEWAY),
+    );
+    arp_m.in_port(ofport);
+    e.flow(
+        Stage::Classifier,
+        T_CLASSIFY,
+        200,
+        arp_m,
+        apply_goto(regs, T_ARP),
+    );
+    let mut mm = m();
+    mm.in_port(ofport);
+    e.flow(
+        Stage::Classifier,
+        T_CLASSIFY,
+        100,
+        mm,
+        Instructions::default(),
+    );
+}
+
 /// Per destination: which node's tunnel endpoint; table 31 adds key and option and outputs.
 fn to_node(remote: Ipv4Addr) -> Instructions {
     apply_goto(vec![Action::set_field(Field::TunDst, ip(remote))], T_TUNNEL)
@@ -743,44 +779,20 @@ pub fn emit_pod(
     }
     if local {
         if let Some(&ofport) = cfg.ports.pods.get(&pod.iface_id()) {
-            let regs = || {
-                vec![
-                    reg(REG_FLAGS, FLAG_FROM_LOCAL),
-                    reg(REG_VPC, vpc),
-                    reg(REG_SUBNET, key),
-                    reg(REG_SRC_SUBNET, key),
-                ]
-            };
-            let mut mm = ip_match();
-            mm.in_port(ofport).eth_src(pod.mac).ipv4_src(pod.ip);
-            e.flow(
-                Stage::Classifier,
-                T_CLASSIFY,
-                200,
-                mm,
-                apply_goto(regs(), T_GATEWAY),
-            );
-            let mut mm = arp_match();
-            mm.in_port(ofport)
-                .eth_src(pod.mac)
+            let regs = vec![
+                reg(REG_FLAGS, FLAG_FROM_LOCAL),
+                reg(REG_VPC, vpc),
+                reg(REG_SUBNET, key),
+                reg(REG_SRC_SUBNET, key),
+            ];
+            // Spoof guard: only the pod's own MAC and IP.
+            let mut ipm = ip_match();
+            ipm.eth_src(pod.mac).ipv4_src(pod.ip);
+            let mut arpm = arp_match();
+            arpm.eth_src(pod.mac)
                 .set(Field::ArpSpa, ip(pod.ip))
                 .set(Field::ArpSha, mac(pod.mac));
-            e.flow(
-                Stage::Classifier,
-                T_CLASSIFY,
-                200,
-                mm,
-                apply_goto(regs(), T_ARP),
-            );
-            let mut mm = m();
-            mm.in_port(ofport);
-            e.flow(
-                Stage::Classifier,
-                T_CLASSIFY,
-                100,
-                mm,
-                Instructions::default(),
-            );
+            classify_port(e, ofport, regs, ipm, arpm);
             let mut mm = m();
             mm.reg(REG_SUBNET, key).eth_dst(pod.mac);
             e.flow(
@@ -877,42 +889,14 @@ pub fn emit_node(
         );
     }
     if local {
-        // The node port's classification.
-        let regs = || {
-            vec![
-                reg(REG_FLAGS, FLAG_FROM_LOCAL),
-                reg(REG_VPC, jvpc),
-                reg(REG_SUBNET, jkey),
-                reg(REG_SRC_SUBNET, jkey),
-            ]
-        };
-        let mut mm = ip_match();
-        mm.in_port(cfg.ports.node_port);
-        e.flow(
-            Stage::Classifier,
-            T_CLASSIFY,
-            200,
-            mm,
-            apply_goto(regs(), T_GATEWAY),
-        );
-        let mut mm = arp_match();
-        mm.in_port(cfg.ports.node_port);
-        e.flow(
-            Stage::Classifier,
-            T_CLASSIFY,
-            200,
-            mm,
-            apply_goto(regs(), T_ARP),
-        );
-        let mut mm = m();
-        mm.in_port(cfg.ports.node_port);
-        e.flow(
-            Stage::Classifier,
-            T_CLASSIFY,
-            100,
-            mm,
-            Instructions::default(),
-        );
+        // The node port's classification: the host may use any address.
+        let regs = vec![
+            reg(REG_FLAGS, FLAG_FROM_LOCAL),
+            reg(REG_VPC, jvpc),
+            reg(REG_SUBNET, jkey),
+            reg(REG_SRC_SUBNET, jkey),
+        ];
+        classify_port(e, cfg.ports.node_port, regs, ip_match(), arp_match());
     }
     let (Some(jip), Some(jmac)) = (node.join_ip, node.join_mac) else {
         return;
