@@ -130,9 +130,8 @@ impl Instructions {
 
 fn encode_action_instruction(out: &mut Vec<u8>, itype: u16, actions: &[Action]) {
     let start = out.len();
-    out.put_u16(itype);
-    out.put_u16(0);
-    out.put_zeros(4);
+    let [t0, t1] = itype.to_be_bytes();
+    out.extend_from_slice(&[t0, t1, 0, 0, 0, 0, 0, 0]);
     for a in actions {
         a.encode(out);
     }

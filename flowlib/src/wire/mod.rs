@@ -190,7 +190,12 @@ impl<const N: usize> Fixed<N> {
     }
     #[inline(always)]
     pub fn append_to(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.b[..self.n]);
+        if self.n == N {
+            // Constant size: the copy is inlined instead of a call to memcpy.
+            out.extend_from_slice(&self.b);
+        } else {
+            out.extend_from_slice(&self.b[..self.n]);
+        }
     }
 }
 

@@ -1037,16 +1037,12 @@ impl Match {
     #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
         // Most matches fit one stack buffer: one copy into `out`.
+        if self.fields.len() <= 2 {
+            self.encode_fixed::<80>(out);
+            return;
+        }
         if self.fields.len() <= 4 {
-            let mut f = super::Fixed::<152>::new();
-            f.u16(1).u16(0); // OFPMT_OXM, length
-            for mf in &self.fields {
-                mf.write(&mut f);
-            }
-            let len = f.n as u16;
-            f.b[2..4].copy_from_slice(&len.to_be_bytes());
-            f.n = (f.n + 7) & !7;
-            f.append_to(out);
+            self.encode_fixed::<152>(out);
             return;
         }
         let start = out.len();
@@ -1058,6 +1054,20 @@ impl Match {
         let len = out.len() - start;
         out.patch_u16(start + 2, len as u16);
         super::pad_to_8(out, start);
+    }
+
+    /// Builds the match in a stack buffer of `N` bytes (room for its fields) and appends it.
+    #[inline(always)]
+    fn encode_fixed<const N: usize>(&self, out: &mut Vec<u8>) {
+        let mut f = super::Fixed::<N>::new();
+        f.u16(1).u16(0); // OFPMT_OXM, length
+        for mf in &self.fields {
+            mf.write(&mut f);
+        }
+        let len = f.n as u16;
+        f.b[2..4].copy_from_slice(&len.to_be_bytes());
+        f.n = (f.n + 7) & !7;
+        f.append_to(out);
     }
 
     /// Decodes an `ofp_match` (consumes the padding too).
