@@ -46,7 +46,9 @@ impl SyncReport {
 pub struct BridgeSync {
     pub bridge: BridgeId,
     pub name: String,
-    /// What kovs believes is installed (kovs-cookie flows only).
+    /// What is installed (kovs-cookie flows only), held only during a resync: afterwards the
+    /// switch holds exactly the desired set, which the compiler keeps anyway, so a second copy
+    /// would only cost memory (the next resync dumps again).
     pub installed: FlowSet,
     /// Objects whose flows the switch rejected: left out until their flows change.
     pub failed_objects: HashSet<u64>,
@@ -126,7 +128,9 @@ impl BridgeSync {
                 report.adds += delta.add.len();
                 report.modifies += delta.modify.len();
                 report.deletes += delta.delete.len();
-                self.installed.apply(&delta);
+                if !self.installed.is_empty() {
+                    self.installed.apply(&delta);
+                }
                 return Ok(report);
             }
             if outcome.rejected.is_empty() {

@@ -232,14 +232,14 @@ async fn agent(cfg: Config) -> Result<(), String> {
 
     // State.
     let mut watcher = StateWatcher::new(&cfg.state);
-    let first = watcher.poll().ok_or("state: nothing to load")?;
+    let first = watcher.poll(None).ok_or("state: nothing to load")?;
     for e in &first.loaded.errors {
         warn!("state: {e}");
         metrics.error("state");
     }
     let mut node_cfg = NodeConfig::new(&cfg.node, cfg.tunnel);
     ports.fill(&mut node_cfg, &tunnel_port);
-    let mut compiler = Compiler::new(node_cfg, watcher.objects().clone());
+    let mut compiler = Compiler::new(node_cfg, first.loaded.objects);
     if !compiler.state().nodes.contains_key(&cfg.node) {
         warn!(node = %cfg.node, "this node is not in the state: no flows until it appears");
     }
@@ -293,12 +293,13 @@ async fn agent(cfg: Config) -> Result<(), String> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     let mut ready = false;
+    let mut ready_reported = false;
     loop {
         let mut changes = Vec::new();
         let mut port_events = Vec::new();
         tokio::select! {
             _ = tick.tick() => {
-                if let Some(r) = watcher.poll() {
+                if let Some(r) = watcher.poll(Some(compiler.objects())) {
                     for e in &r.loaded.errors {
                         warn!("state: {e}");
                         metrics.error("state");
@@ -367,6 +368,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
         metrics.set_pods_bound(compiler.config().ports.pods.len() as i64);
 
         // Send: a full resync where one is due, else the delta.
+        let mut sent_any = !delta.is_empty();
         for b in bridges.values_mut() {
             // The Connected event can arrive before the switch handle holds the connection.
             if b.conn.as_ref().is_none_or(|c| c.is_closed()) {
@@ -423,6 +425,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
             } else {
                 continue;
             };
+            sent_any = true;
             match result {
                 Ok(r) => {
                     record(&metrics, &r, t.elapsed());
@@ -457,8 +460,11 @@ async fn agent(cfg: Config) -> Result<(), String> {
             info!(flows = compiler.flows().len(), "ready");
             release_freed_memory();
         }
-        update_flow_gauges(&metrics, &bridges);
-        http_state.set_status(status(&cfg, &compiler, &bridges, ready));
+        if sent_any || ready != ready_reported {
+            update_flow_gauges(&metrics, compiler.flows());
+            http_state.set_status(status(&cfg, &compiler, &bridges, ready));
+            ready_reported = ready;
+        }
     }
     info!("stopping; flows stay installed");
     for b in bridges.values() {
@@ -676,13 +682,12 @@ fn record(metrics: &Metrics, r: &SyncReport, total: Duration) {
     metrics.reconciled(total.as_secs_f64());
 }
 
-fn update_flow_gauges(metrics: &Metrics, bridges: &BTreeMap<BridgeId, Bridge>) {
+/// Flows per pipeline stage, from the desired set (which the switch holds once synced).
+fn update_flow_gauges(metrics: &Metrics, flows: &pipelines::FlowSet) {
     let mut counts: BTreeMap<Stage, i64> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
-    for b in bridges.values() {
-        for f in b.sync.installed.iter() {
-            if let Some(s) = Stage::from_cookie(f.cookie()) {
-                *counts.entry(s).or_default() += 1;
-            }
+    for f in flows.iter() {
+        if let Some(s) = Stage::from_cookie(f.cookie()) {
+            *counts.entry(s).or_default() += 1;
         }
     }
     for (s, n) in counts {
@@ -754,7 +759,7 @@ fn status(
         "bridges": bridges.values().map(|b| serde_json::json!({
             "name": b.sync.name,
             "connected": b.conn.is_some(),
-            "installed": b.sync.installed.len(),
+            "flows": compiler.flows().iter().filter(|f| f.bridge() == b.sync.bridge).count(),
         })).collect::<Vec<_>>(),
         "rejected": compiler.state().errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
         "failedObjects": failed,

@@ -9,10 +9,11 @@ use pipelines::model::{load_path, Change, LoadError, Loaded, ObjectSet};
 /// (path, modified, length) of every file under the watched paths.
 type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
+/// Keeps no copy of the objects: the caller (the compiler) owns them, and a reload is diffed
+/// against what it passes in.
 pub struct StateWatcher {
     paths: Vec<PathBuf>,
     fingerprint: Fingerprint,
-    objects: ObjectSet,
 }
 
 /// One reload.
@@ -45,16 +46,13 @@ impl StateWatcher {
         StateWatcher {
             paths: paths.iter().map(PathBuf::from).collect(),
             fingerprint: Vec::new(),
-            objects: ObjectSet::new(),
         }
     }
 
-    pub fn objects(&self) -> &ObjectSet {
-        &self.objects
-    }
-
-    /// Loads everything now (the first time) or when something changed; `None` when nothing did.
-    pub fn poll(&mut self) -> Option<Reload> {
+    /// Loads everything now (the first time) or when something changed; `None` when nothing
+    /// did. `current` is what the caller holds: the changes turn it into the new load (none on
+    /// the first load, when `current` is `None`).
+    pub fn poll(&mut self, current: Option<&ObjectSet>) -> Option<Reload> {
         let mut fp = Vec::new();
         for p in &self.paths {
             walk(p, &mut fp);
@@ -75,8 +73,9 @@ impl StateWatcher {
                 });
             }
         }
-        let changes = diff(&self.objects, &loaded.objects);
-        self.objects = loaded.objects.clone();
+        let changes = current
+            .map(|c| diff(c, &loaded.objects))
+            .unwrap_or_default();
         Some(Reload { changes, loaded })
     }
 }
@@ -115,9 +114,10 @@ mod tests {
         )
         .unwrap();
         let mut w = StateWatcher::new(&[dir.display().to_string()]);
-        let r = w.poll().unwrap();
+        let r = w.poll(Some(&ObjectSet::new())).unwrap();
         assert_eq!(r.changes.len(), 2);
-        assert!(w.poll().is_none(), "nothing changed");
+        let held = r.loaded.objects;
+        assert!(w.poll(Some(&held)).is_none(), "nothing changed");
         // Same length, other content: mtime changes.
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(
@@ -125,7 +125,7 @@ mod tests {
             format!("{}---\n{}", node("n1", "10.0.0.1"), node("n3", "10.0.0.3")),
         )
         .unwrap();
-        let r = w.poll().unwrap();
+        let r = w.poll(Some(&held)).unwrap();
         assert_eq!(r.changes.len(), 2, "n3 applied, n2 deleted");
         assert!(r
             .changes
