@@ -19,6 +19,15 @@ use super::validate::{validate, ClusterState};
 /// How deep `List`s may nest; deeper input is reported rather than followed.
 const MAX_LIST_DEPTH: usize = 8;
 
+/// A Kubernetes `List` with its items left unparsed (see `add_json_str`).
+#[derive(serde::Deserialize)]
+struct RawList<'a> {
+    #[serde(default)]
+    kind: &'a str,
+    #[serde(borrow)]
+    items: Vec<&'a serde_json::value::RawValue>,
+}
+
 /// An object of a kind kovs does not read (a Deployment, a ConfigMap, another API version...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IgnoredObject {
@@ -229,6 +238,22 @@ impl Loaded {
 
     /// Reads JSON text: one or more whitespace-separated values.
     pub fn add_json_str(&mut self, text: &str, location: &str) {
+        // A large `List` is read item by item, each through its own small tree: building the
+        // whole document as one tree first costs a heap peak several times the file's size,
+        // interleaved with the objects that survive (so it is never given back).
+        if let Ok(list) = serde_json::from_str::<RawList<'_>>(text) {
+            if list.kind == "List" || list.kind.ends_with("List") {
+                let loc = format!("{location}: document 1");
+                for (i, raw) in list.items.into_iter().enumerate() {
+                    let at = format!("{loc}, items[{i}]");
+                    match serde_json::from_str::<Value>(raw.get()) {
+                        Ok(v) => self.add_value_at(v, &at, 1),
+                        Err(e) => self.error(&at, None, format!("invalid JSON: {e}")),
+                    }
+                }
+                return;
+            }
+        }
         let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
         for (i, value) in stream.enumerate() {
             let loc = format!("{location}: document {}", i + 1);
