@@ -265,8 +265,8 @@ pub enum Action {
     Note(Box<[u8]>),
 }
 
-/// A list of actions; four fit inline, which covers kovs's hot flows.
-pub type Actions = SmallVec<[Action; 4]>;
+/// A list of actions; two fit inline (a route: set_field + output), more spill to the heap.
+pub type Actions = SmallVec<[Action; 2]>;
 
 // Standard action types.
 const OFPAT_OUTPUT: u16 = 0;
