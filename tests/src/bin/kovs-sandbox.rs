@@ -287,7 +287,10 @@ fn run(state_path: &str, tunnel: &str, hold: bool) -> Result<bool, String> {
             agent.display(),
             sb.dir().display()
         );
-        println!("      ip netns exec {} python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:10665/metrics').read().decode())\"", sb.netns().unwrap_or("-"));
+        println!(
+            "      ip netns exec {} bash -c 'exec 3<>/dev/tcp/127.0.0.1/10665; printf \"GET /metrics HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3'",
+            sb.netns().unwrap_or("-")
+        );
         println!("      log: {}", sb.dir().join("kovs-agent.log").display());
     }
     if hold {
