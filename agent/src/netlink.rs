@@ -21,7 +21,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -266,7 +266,9 @@ impl Address {
             msg.attributes.push(AddressAttribute::Label(l.clone()));
         }
         msg.attributes
-            .push(AddressAttribute::Flags(AddressFlags::from_bits_retain(flags)));
+            .push(AddressAttribute::Flags(AddressFlags::from_bits_retain(
+                flags,
+            )));
         if self.valid_lft != FOREVER || self.preferred_lft != FOREVER {
             let mut ci = CacheInfo::default();
             ci.ifa_valid = self.valid_lft.max(1);
@@ -396,9 +398,7 @@ pub struct Route {
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.dst {
-            Some(d) if self.dst_len > 0 || !self.is_default() => {
-                write!(f, "{d}/{}", self.dst_len)?
-            }
+            Some(d) if self.dst_len > 0 => write!(f, "{d}/{}", self.dst_len)?,
             _ => f.write_str("default")?,
         }
         if let Some(s) = self.src {
@@ -702,7 +702,7 @@ fn hex(bytes: &[u8]) -> String {
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -837,7 +837,12 @@ impl Netlink {
             .collect())
     }
 
-    async fn set_link(&self, link: &Link, what: String, f: impl FnOnce(&mut LinkMessage)) -> Result<(), Error> {
+    async fn set_link(
+        &self,
+        link: &Link,
+        what: String,
+        f: impl FnOnce(&mut LinkMessage),
+    ) -> Result<(), Error> {
         let mut msg = LinkMessage::default();
         msg.header.index = link.index;
         f(&mut msg);
@@ -876,7 +881,11 @@ impl Netlink {
 
     /// `ip link set LINK arp on|off`.
     pub async fn set_arp(&self, link: &Link, on: bool) -> Result<(), Error> {
-        let what = if on { "turning ARP on" } else { "turning ARP off" };
+        let what = if on {
+            "turning ARP on"
+        } else {
+            "turning ARP off"
+        };
         self.set_link(link, what.to_string(), |m| {
             m.header.change_mask = LinkFlags::Noarp;
             if !on {
@@ -889,7 +898,8 @@ impl Netlink {
     /// `ip link set LINK name NEW` (the kernel refuses while the link is up).
     pub async fn rename(&self, link: &Link, new_name: &str) -> Result<(), Error> {
         self.set_link(link, format!("renaming to {new_name}"), |m| {
-            m.attributes.push(LinkAttribute::IfName(new_name.to_string()))
+            m.attributes
+                .push(LinkAttribute::IfName(new_name.to_string()))
         })
         .await
     }
@@ -919,7 +929,12 @@ impl Netlink {
 
     /// Adds `addr` (its settable flags, label, lifetimes, ...) to `link`; with `replace`,
     /// an existing copy is updated instead of failing with EEXIST.
-    pub async fn add_address(&self, link: &Link, addr: &Address, replace: bool) -> Result<(), Error> {
+    pub async fn add_address(
+        &self,
+        link: &Link,
+        addr: &Address,
+        replace: bool,
+    ) -> Result<(), Error> {
         let mode = if replace { NLM_F_REPLACE } else { NLM_F_EXCL };
         self.write(
             RouteNetlinkMessage::NewAddress(addr.to_message(link.index)),
@@ -997,7 +1012,10 @@ impl Netlink {
     pub async fn del_route(&self, route: &Route) -> Result<bool, Error> {
         let mut r = route.clone();
         r.expires = None;
-        match self.write(RouteNetlinkMessage::DelRoute(r.to_message()), 0).await {
+        match self
+            .write(RouteNetlinkMessage::DelRoute(r.to_message()), 0)
+            .await
+        {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
             Err(e) => Err(Error::request(format!("deleting route {route}"), e)),
@@ -1022,14 +1040,16 @@ impl Netlink {
     /// addresses, its link-local one included; enabling regenerates the link-local one).
     pub fn set_ipv6_disabled(&self, link: &Link, disabled: bool) -> Result<(), Error> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        std::fs::write(disable_ipv6_path(&link.name), if disabled { "1" } else { "0" }).map_err(
-            |e| {
-                Error::request(
-                    format!("setting disable_ipv6={} on link {link}", u8::from(disabled)),
-                    e,
-                )
-            },
+        std::fs::write(
+            disable_ipv6_path(&link.name),
+            if disabled { "1" } else { "0" },
         )
+        .map_err(|e| {
+            Error::request(
+                format!("setting disable_ipv6={} on link {link}", u8::from(disabled)),
+                e,
+            )
+        })
     }
 }
 
@@ -1076,7 +1096,13 @@ mod tests {
         let b = Address::from_hex(&a.to_hex()).unwrap();
         // Only settable flags are recorded.
         assert_eq!(b.flags, IFA_F_NODAD);
-        assert_eq!(Address { flags: a.flags, ..b }, a);
+        assert_eq!(
+            Address {
+                flags: a.flags,
+                ..b
+            },
+            a
+        );
     }
 
     #[test]
