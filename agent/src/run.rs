@@ -27,10 +27,11 @@ use crate::compile_cmd::parse_tunnel;
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
 use crate::ovsdb::{BridgeSpec, Interface, PortSpec, Vswitch, Watch, WatchEvent, WatchOptions};
+use crate::provider::{ProviderEvent, ProviderNetworks};
 use crate::reconcile::{BridgeSync, SyncReport};
 use crate::state::StateWatcher;
 
-pub const USAGE: &str = "kovs-agent run --node NAME --state PATH... [--ovs-rundir DIR] [--ovsdb unix:PATH] [--bridge br-int] [--datapath system|netdev] [--tunnel-type geneve|vxlan|stt] [--encap-ip IP] [--metrics-addr ADDR]";
+pub const USAGE: &str = "kovs-agent run --node NAME --state PATH... [--ovs-rundir DIR] [--ovsdb unix:PATH] [--bridge br-int] [--datapath system|netdev] [--tunnel-type geneve|vxlan|stt] [--encap-ip IP] [--metrics-addr ADDR] [--status-file PATH]";
 
 /// The agent's settings; each flag also reads from the environment (Kube-OVN's names where it has them).
 #[derive(Debug, Clone)]
@@ -44,6 +45,8 @@ pub struct Config {
     pub tunnel: TunnelType,
     pub encap_ip: Option<Ipv4Addr>,
     pub metrics_addr: SocketAddr,
+    /// Provider-network status (Kube-OVN's node labels) written here as JSON, when set.
+    pub status_file: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -60,6 +63,7 @@ impl Config {
                 "tunnel-type",
                 "encap-ip",
                 "metrics-addr",
+                "status-file",
             ],
         )?;
         let node = a.or_env("node", "KUBE_NODE_NAME", "");
@@ -106,7 +110,12 @@ impl Config {
             .or_env("metrics-addr", "KOVS_METRICS_ADDR", "0.0.0.0:10665")
             .parse()
             .map_err(|e| format!("--metrics-addr: {e}"))?;
+        let status_file = match a.or_env("status-file", "KOVS_STATUS_FILE", "").as_str() {
+            "" => None,
+            p => Some(std::path::PathBuf::from(p)),
+        };
         Ok(Config {
+            status_file,
             node,
             state,
             ovs_rundir,
@@ -245,51 +254,29 @@ async fn agent(cfg: Config) -> Result<(), String> {
     }
     report_rejections(&compiler, &metrics);
 
-    // Provider bridges for this node, and the patch ports joining them to br-int.
-    ensure_providers(&vs, &cfg, &compiler).await;
+    // Provider networks: NICs onto br-<pn>, then the patch ports joining them to br-int.
+    let mut providers = ProviderNetworks::new(
+        vs.clone(),
+        cfg.node.clone(),
+        cfg.datapath_type().to_string(),
+    )
+    .map_err(|e| format!("netlink: {e}"))?;
+    for ev in providers.restore_all_orphans(compiler.state()).await {
+        info!("provider network: {ev}");
+    }
+    sync_providers(&mut providers, &vs, &cfg, &compiler, &ports).await;
 
     // One switch connection per bridge, events merged into one channel.
     let (tx, mut rx) = mpsc::channel::<Input>(4096);
     let mut bridges: BTreeMap<BridgeId, Bridge> = BTreeMap::new();
-    let mut names = vec![(0 as BridgeId, cfg.bridge.clone())];
-    let provider_bridges: Vec<String> = compiler
-        .plan()
-        .providers
-        .values()
-        .map(|lp| lp.bridge.clone())
-        .collect();
-    for bridge in provider_bridges {
-        let id = compiler.bridge_id(&bridge);
-        names.push((id, bridge));
-    }
-    for (id, name) in names {
-        let sw =
-            Switch::start(&cfg.mgmt(&name), SwitchOptions::default()).map_err(|e| e.to_string())?;
-        if let Some(mut ev) = sw.take_events() {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while let Some(e) = ev.recv().await {
-                    if tx.send(Input::Switch(id, e)).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        bridges.insert(
-            id,
-            Bridge {
-                sync: BridgeSync::new(id, &name),
-                switch: sw,
-                conn: None,
-                resync_at: None,
-                synced_once: false,
-                monitoring: false,
-            },
-        );
-    }
+    connect_bridge(&mut bridges, 0, &cfg.bridge, &cfg, &tx)?;
+    connect_providers(&mut bridges, &mut compiler, &providers, &cfg, &tx)?;
+    let mut last_status_file = String::new();
+    write_status_file(&cfg, &providers, &mut last_status_file);
 
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut periodic = tokio::time::interval(Duration::from_secs(60));
+    let mut provider_retry = tokio::time::interval(Duration::from_secs(5));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     let mut ready = false;
@@ -305,6 +292,14 @@ async fn agent(cfg: Config) -> Result<(), String> {
                         metrics.error("state");
                     }
                     changes.extend(r.changes);
+                }
+            }
+            _ = provider_retry.tick() => {
+                // A missing NIC may have appeared; failed networks are retried.
+                if providers.has_failures() {
+                    sync_providers(&mut providers, &vs, &cfg, &compiler, &ports).await;
+                    connect_providers(&mut bridges, &mut compiler, &providers, &cfg, &tx)?;
+                    write_status_file(&cfg, &providers, &mut last_status_file);
                 }
             }
             _ = periodic.tick() => {
@@ -362,7 +357,9 @@ async fn agent(cfg: Config) -> Result<(), String> {
             );
             report_rejections(&compiler, &metrics);
             if kinds_touched {
-                ensure_providers(&vs, &cfg, &compiler).await;
+                sync_providers(&mut providers, &vs, &cfg, &compiler, &ports).await;
+                connect_providers(&mut bridges, &mut compiler, &providers, &cfg, &tx)?;
+                write_status_file(&cfg, &providers, &mut last_status_file);
             }
         }
         metrics.set_pods_bound(compiler.config().ports.pods.len() as i64);
@@ -462,7 +459,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
         }
         if sent_any || ready != ready_reported {
             update_flow_gauges(&metrics, compiler.flows());
-            http_state.set_status(status(&cfg, &compiler, &bridges, ready));
+            http_state.set_status(status(&cfg, &compiler, &bridges, &providers, ready));
             ready_reported = ready;
         }
     }
@@ -647,23 +644,31 @@ impl Ports {
     }
 }
 
-/// Provider bridges (`br-<pn>`) of this node and their patch ports to br-int. Moving the NIC
-/// and its addresses onto the bridge is the underlay issue's work; here the bridge is made so
-/// its flows have a home.
-async fn ensure_providers(vs: &Vswitch, cfg: &Config, compiler: &Compiler) {
-    for (pn, lp) in &compiler.plan().providers {
-        if let Err(e) = vs
-            .ensure_bridge(&BridgeSpec::new(&lp.bridge, cfg.datapath_type()))
-            .await
-        {
-            warn!(provider = %pn, "ovsdb: ensuring {}: {e}", lp.bridge);
-            continue;
+/// Provider networks on this node: the NIC work (`provider.rs`), then the patch ports joining
+/// each bridge to br-int, and the removal of patch ports whose network is gone.
+async fn sync_providers(
+    providers: &mut ProviderNetworks,
+    vs: &Vswitch,
+    cfg: &Config,
+    compiler: &Compiler,
+    ports: &Ports,
+) {
+    for ev in providers.reconcile(compiler.state()).await {
+        match ev {
+            ProviderEvent::Failed { .. } | ProviderEvent::RestoreFailed { .. } => {
+                warn!("provider network: {ev}")
+            }
+            _ => info!("provider network: {ev}"),
         }
+    }
+    let plan = compiler.plan();
+    for (pn, lp) in &plan.providers {
+        let bridge = providers.bridge_name(pn).unwrap_or(&lp.bridge).to_string();
         let (a, b) = (patch_int_to_pn(pn), patch_pn_to_int(pn));
         let mut p1 = PortSpec::new(&cfg.bridge, &a, "patch");
         p1.options.insert("peer".into(), b.clone());
         p1.ofport_request = Some(lp.patch);
-        let mut p2 = PortSpec::new(&lp.bridge, &b, "patch");
+        let mut p2 = PortSpec::new(&bridge, &b, "patch");
         p2.options.insert("peer".into(), a.clone());
         p2.ofport_request = Some(PROVIDER_PATCH_OFPORT);
         for p in [p1, p2] {
@@ -671,6 +676,98 @@ async fn ensure_providers(vs: &Vswitch, cfg: &Config, compiler: &Compiler) {
                 warn!(provider = %pn, "ovsdb: ensuring {}: {e}", p.name);
             }
         }
+    }
+    // br-int's end of a network that no longer applies here.
+    for name in ports.by_name.keys() {
+        if let Some(pn) = name.strip_prefix("patch-int-") {
+            if !plan.providers.contains_key(pn) {
+                if let Err(e) = vs.delete_port(&cfg.bridge, name).await {
+                    warn!(provider = %pn, "ovsdb: deleting {name}: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Starts (or restarts, when its OVS name changed) the OpenFlow connection of each provider
+/// bridge. With exchangeLinkName the OVS bridge is named after the NIC.
+fn connect_providers(
+    bridges: &mut BTreeMap<BridgeId, Bridge>,
+    compiler: &mut Compiler,
+    providers: &ProviderNetworks,
+    cfg: &Config,
+    tx: &mpsc::Sender<Input>,
+) -> Result<(), String> {
+    let wanted: Vec<(String, String)> = compiler
+        .plan()
+        .providers
+        .iter()
+        .map(|(pn, lp)| {
+            (
+                lp.bridge.clone(),
+                providers.bridge_name(pn).unwrap_or(&lp.bridge).to_string(),
+            )
+        })
+        .collect();
+    for (compiled, ovs_name) in wanted {
+        let id = compiler.bridge_id(&compiled);
+        if bridges.get(&id).is_some_and(|b| b.sync.name == ovs_name) {
+            continue;
+        }
+        if let Some(old) = bridges.remove(&id) {
+            old.switch.stop();
+        }
+        connect_bridge(bridges, id, &ovs_name, cfg, tx)?;
+    }
+    Ok(())
+}
+
+fn connect_bridge(
+    bridges: &mut BTreeMap<BridgeId, Bridge>,
+    id: BridgeId,
+    name: &str,
+    cfg: &Config,
+    tx: &mpsc::Sender<Input>,
+) -> Result<(), String> {
+    let sw = Switch::start(&cfg.mgmt(name), SwitchOptions::default()).map_err(|e| e.to_string())?;
+    if let Some(mut ev) = sw.take_events() {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(e) = ev.recv().await {
+                if tx.send(Input::Switch(id, e)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    bridges.insert(
+        id,
+        Bridge {
+            sync: BridgeSync::new(id, name),
+            switch: sw,
+            conn: None,
+            resync_at: None,
+            synced_once: false,
+            monitoring: false,
+        },
+    );
+    Ok(())
+}
+
+/// `--status-file`: the provider networks' status (Kube-OVN's node labels), rewritten when it
+/// changes (atomically: written aside, then renamed).
+fn write_status_file(cfg: &Config, providers: &ProviderNetworks, last: &mut String) {
+    let Some(path) = &cfg.status_file else {
+        return;
+    };
+    let text = serde_json::to_string_pretty(&providers.status()).unwrap_or_default();
+    if text == *last {
+        return;
+    }
+    let tmp = path.with_extension("tmp");
+    match std::fs::write(&tmp, &text).and_then(|_| std::fs::rename(&tmp, path)) {
+        Ok(()) => *last = text,
+        Err(e) => warn!("--status-file {}: {e}", path.display()),
     }
 }
 
@@ -740,6 +837,7 @@ fn status(
     cfg: &Config,
     compiler: &Compiler,
     bridges: &BTreeMap<BridgeId, Bridge>,
+    providers: &ProviderNetworks,
     ready: bool,
 ) -> serde_json::Value {
     let failed: Vec<String> = bridges
@@ -764,5 +862,6 @@ fn status(
         "rejected": compiler.state().errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
         "failedObjects": failed,
         "podsBound": compiler.config().ports.pods.len(),
+        "providerNetworks": providers.status(),
     })
 }
