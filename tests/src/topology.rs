@@ -44,6 +44,9 @@ pub const BR_INT: &str = "br-int";
 pub const BR_PHY: &str = "br-phy";
 /// The Linux bridge inside the fabric namespace that joins every node's wire veth.
 pub const FABRIC_BRIDGE: &str = "fab0";
+/// The Linux bridge in the fabric namespace joining the nodes' provider NICs (the physical
+/// network of underlay subnets), separate from the tunnel underlay.
+pub const PROVIDER_FABRIC_BRIDGE: &str = "fab1";
 /// MTU given to pods (and their host-side veth ends): room for Geneve headers and options.
 pub const POD_MTU: u32 = 1400;
 /// The pod end of a pod's veth pair, inside the pod namespace.
@@ -256,6 +259,44 @@ impl Topology {
     /// Every node, mutably.
     pub fn nodes_mut(&mut self) -> &mut [Node] {
         &mut self.nodes
+    }
+
+    /// Gives every node a NIC named `nic` (no address, up) on a second wire, the physical
+    /// network of provider networks: one veth per node into [`PROVIDER_FABRIC_BRIDGE`] in the
+    /// fabric namespace (capture there with tcpdump to see what reaches the wire).
+    pub fn add_provider_wire(&mut self, nic: &str) -> io::Result<()> {
+        let fab = self.fabric.name().to_string();
+        if ip(Some(&fab), &["link", "show", PROVIDER_FABRIC_BRIDGE]).is_err() {
+            ip(
+                Some(&fab),
+                &[
+                    "link",
+                    "add",
+                    PROVIDER_FABRIC_BRIDGE,
+                    "type",
+                    "bridge",
+                    "stp_state",
+                    "0",
+                ],
+            )?;
+            ip(Some(&fab), &["link", "set", PROVIDER_FABRIC_BRIDGE, "up"])?;
+        }
+        for n in &self.nodes {
+            let peer = unique_name("kq");
+            let ns = n.netns().to_string();
+            ip(
+                Some(&fab),
+                &[
+                    "link", "add", &peer, "type", "veth", "peer", "name", nic, "netns", &ns,
+                ],
+            )?;
+            ip(
+                Some(&fab),
+                &["link", "set", &peer, "master", PROVIDER_FABRIC_BRIDGE, "up"],
+            )?;
+            ip(Some(&ns), &["link", "set", nic, "up"])?;
+        }
+        Ok(())
     }
 
     /// Name of the namespace holding the fabric bridge [`FABRIC_BRIDGE`].
