@@ -499,3 +499,90 @@ fn local_underlay_arp_stays_off_the_wire_and_restart_is_hitless() {
         u.agents[0].log()
     );
 }
+
+#[test]
+fn a_frame_with_the_wrong_vlan_tag_is_not_delivered() {
+    let u = Underlay::new();
+    let u2 = u.pod(1);
+    assert!(
+        wait_ping(u.pod(0), u2.ip(), Duration::from_secs(15)),
+        "{}",
+        u.logs()
+    );
+    // A host on the wire that tags its frames: a private OVS whose LOCAL port holds
+    // 192.168.100.99 and whose uplink pushes a configurable VLAN tag.
+    let host = kovs_tests::OvsSandbox::start(kovs_tests::SandboxOptions {
+        netns: true,
+        bridges: vec!["br-h".into()],
+    })
+    .unwrap();
+    let hns = host.netns().unwrap().to_string();
+    let fab = u.topo.fabric_netns().to_string();
+    let (x, y) = (kovs_tests::unique_name("kh"), kovs_tests::unique_name("kh"));
+    kovs_tests::ip(
+        Some(&fab),
+        &[
+            "link", "add", &x, "type", "veth", "peer", "name", &y, "netns", &hns,
+        ],
+    )
+    .unwrap();
+    kovs_tests::ip(
+        Some(&fab),
+        &["link", "set", &x, "master", PROVIDER_FABRIC_BRIDGE, "up"],
+    )
+    .unwrap();
+    kovs_tests::ip(Some(&hns), &["link", "set", &y, "up"]).unwrap();
+    host.vsctl(&[
+        "add-port",
+        "br-h",
+        &y,
+        "--",
+        "set",
+        "interface",
+        &y,
+        "ofport_request=1",
+    ])
+    .unwrap();
+    kovs_tests::ip(
+        Some(&hns),
+        &["addr", "add", "192.168.100.99/24", "dev", "br-h"],
+    )
+    .unwrap();
+    kovs_tests::ip(Some(&hns), &["link", "set", "br-h", "up"]).unwrap();
+    let target = host.mgmt_target("br-h");
+    let tag = |vid: u16| {
+        let flows = format!(
+            "priority=10,in_port=LOCAL actions=push_vlan:0x8100,set_field:{}->vlan_vid,output:1\npriority=10,in_port=1,dl_vlan={vid} actions=pop_vlan,LOCAL\n",
+            4096 + vid
+        );
+        let f = host.dir().join("flows");
+        std::fs::write(&f, flows).unwrap();
+        host.ofctl(&["replace-flows", &target, &f.display().to_string()])
+            .unwrap();
+    };
+    let ping = |n: &str| {
+        host.exec(
+            "ping",
+            &["-c", n, "-W", "1", "-i", "0.2", &u2.ip().to_string()],
+        )
+        .unwrap()
+        .status
+        .success()
+    };
+    // Tagged 100, the subnet's VLAN: delivered (proves the host and the wire work).
+    tag(100);
+    assert!(
+        ping("3"),
+        "a VLAN 100 host on the wire reaches the VLAN 100 pod"
+    );
+    // Tagged 200: nothing reaches the pod (neither the ARP nor the echo).
+    tag(200);
+    let _ = host.exec("ip", &["neigh", "flush", "all"]);
+    let cap = Capture::start(u2.netns(), "eth0", "host 192.168.100.99", 3);
+    assert!(!ping("2"), "a frame tagged 200 reached the VLAN 100 pod");
+    let seen = cap.finish();
+    assert!(
+        seen.trim().is_empty(),
+        "the pod saw frames tagged 200:\n{seen}"
+    );
+}
