@@ -331,6 +331,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
         let mut infra_changed = false;
         for ev in port_events {
             for (iface_id, ofport) in ports.apply(ev, &mut infra_changed) {
+                tracing::debug!(%iface_id, ?ofport, "port");
                 delta.compose(compiler.set_port(&iface_id, ofport));
             }
         }

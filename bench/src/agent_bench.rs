@@ -78,7 +78,10 @@ impl RunningAgent {
             .arg("--ovs-rundir")
             .arg(sb.dir())
             .args(["--datapath", "netdev", "--metrics-addr", "127.0.0.1:0"])
-            .env("KOVS_LOG", "info")
+            .env(
+                "KOVS_LOG",
+                std::env::var("KOVS_BENCH_AGENT_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::from(out.try_clone().map_err(|e| e.to_string())?))
             .stderr(Stdio::from(out))
             .spawn()
