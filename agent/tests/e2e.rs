@@ -4,46 +4,17 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use kovs_tests::{NodeSpec, Pod, Topology};
+use kovs_tests::{AgentProcess, NodeSpec, Pod, Topology};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_kovs-agent");
 
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-    fn stop(mut self) -> String {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-        self.log()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_agent(topo: &Topology, node: &str, state: &Path, tunnel: &str) -> Agent {
-    let n = topo.node(node);
-    let sb = n.sandbox();
-    let log = sb.dir().join(format!("kovs-agent-{tunnel}.log"));
-    let out = std::fs::File::create(&log).unwrap();
-    let child = sb
-        .command(AGENT)
-        .args(["run", "--node", node, "--state"])
+fn start_agent(topo: &Topology, node: &str, state: &Path, tunnel: &str) -> AgentProcess {
+    let sb = topo.node(node).sandbox();
+    let mut cmd = sb.command(AGENT);
+    cmd.args(["run", "--node", node, "--state"])
         .arg(state)
         .args(["--ovs-rundir"])
         .arg(sb.dir())
@@ -58,12 +29,9 @@ fn start_agent(topo: &Topology, node: &str, state: &Path, tunnel: &str) -> Agent
         .env(
             "KOVS_LOG",
             std::env::var("KOVS_TEST_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .stdout(Stdio::from(out.try_clone().unwrap()))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .expect("kovs-agent starts");
-    Agent { child, log }
+        );
+    AgentProcess::spawn(cmd, sb.dir().join(format!("kovs-agent-{tunnel}.log")))
+        .expect("kovs-agent starts")
 }
 
 fn node_yaml(name: &str, ip: Ipv4Addr) -> String {
@@ -181,7 +149,7 @@ struct Cluster {
     dir: PathBuf,
     a: Pod,
     b: Pod,
-    agents: Vec<Option<Agent>>,
+    agents: Vec<Option<AgentProcess>>,
 }
 
 impl Cluster {
@@ -246,14 +214,9 @@ impl Cluster {
         self.agents[i].as_ref().map(|a| a.log()).unwrap_or_default()
     }
     fn wait_log(&self, i: usize, needle: &str, within: Duration) -> bool {
-        let t = Instant::now();
-        while t.elapsed() < within {
-            if self.agent_log(i).contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        self.agents[i]
+            .as_ref()
+            .is_some_and(|a| a.wait_log(needle, within))
     }
 }
 

@@ -8,37 +8,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kovs_tests::topology::{mac_string, PROVIDER_FABRIC_BRIDGE};
-use kovs_tests::{NodeSpec, Pod, Topology};
+use kovs_tests::{AgentProcess, NodeSpec, Pod, Topology};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_kovs-agent");
 
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-fn start_agent(topo: &Topology, node: &str, state: &Path, tag: &str) -> Agent {
+fn start_agent(topo: &Topology, node: &str, state: &Path, tag: &str) -> AgentProcess {
     let sb = topo.node(node).sandbox();
-    let log = sb.dir().join(format!("kovs-agent-{tag}.log"));
-    let out = std::fs::File::create(&log).unwrap();
-    let child = sb
-        .command(AGENT)
-        .args(["run", "--node", node, "--state"])
+    let mut cmd = sb.command(AGENT);
+    cmd.args(["run", "--node", node, "--state"])
         .arg(state)
         .arg("--ovs-rundir")
         .arg(sb.dir())
@@ -49,12 +26,8 @@ fn start_agent(topo: &Topology, node: &str, state: &Path, tag: &str) -> Agent {
             "127.0.0.1:10665",
             "--status-file",
         ])
-        .arg(sb.dir().join("status.json"))
-        .stdout(Stdio::from(out.try_clone().unwrap()))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .unwrap();
-    Agent { child, log }
+        .arg(sb.dir().join("status.json"));
+    AgentProcess::spawn(cmd, sb.dir().join(format!("kovs-agent-{tag}.log"))).unwrap()
 }
 
 fn ip(s: &str) -> Ipv4Addr {
@@ -166,7 +139,7 @@ struct Underlay {
     topo: Topology,
     dir: PathBuf,
     pods: Vec<Pod>,
-    agents: Vec<Agent>,
+    agents: Vec<AgentProcess>,
 }
 
 impl Underlay {

@@ -4,7 +4,6 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use flowlib::batch::Batch;
@@ -14,7 +13,7 @@ use flowlib::wire::message::{
     encode_flow_monitor_request, monitor_flags, FlowUpdate, Message, MultipartReply,
 };
 use flowlib::wire::{Field, Match};
-use kovs_tests::{OvsSandbox, SandboxOptions};
+use kovs_tests::{AgentProcess, OvsSandbox, SandboxOptions};
 use pipelines::flowset::FlowSet;
 
 use crate::compile_bench::round;
@@ -56,11 +55,7 @@ pub fn state_json(pods: usize, nodes: usize, subnets: usize, extra: usize) -> St
     serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
 }
 
-pub struct RunningAgent {
-    child: Child,
-    pub log: PathBuf,
-    pub started: Instant,
-}
+pub struct RunningAgent(AgentProcess);
 
 impl RunningAgent {
     pub fn start(
@@ -69,11 +64,8 @@ impl RunningAgent {
         state: &Path,
         tag: &str,
     ) -> Result<RunningAgent, String> {
-        let log = sb.dir().join(format!("agent-{tag}.log"));
-        let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-        let started = Instant::now();
-        let child = std::process::Command::new(agent)
-            .args(["run", "--node", "node0", "--state"])
+        let mut cmd = std::process::Command::new(agent);
+        cmd.args(["run", "--node", "node0", "--state"])
             .arg(state)
             .arg("--ovs-rundir")
             .arg(sb.dir())
@@ -81,59 +73,34 @@ impl RunningAgent {
             .env(
                 "KOVS_LOG",
                 std::env::var("KOVS_BENCH_AGENT_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(Stdio::from(out.try_clone().map_err(|e| e.to_string())?))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .map_err(|e| format!("kovs-agent: {e}"))?;
-        Ok(RunningAgent {
-            child,
-            log,
-            started,
-        })
+            );
+        AgentProcess::spawn(cmd, sb.dir().join(format!("agent-{tag}.log")))
+            .map(RunningAgent)
+            .map_err(|e| format!("kovs-agent: {e}"))
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.0.pid()
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.0.log()
     }
 
     /// Waits for the `ready` line; returns the time since start.
     pub fn wait_ready(&self, within: Duration) -> Result<Duration, String> {
-        loop {
-            if self.log_text().contains(" ready ")
-                || self
-                    .log_text()
-                    .lines()
-                    .any(|l| l.ends_with("ready") || l.contains(" ready flows="))
-            {
-                return Ok(self.started.elapsed());
-            }
-            if self.started.elapsed() > within {
-                return Err(format!(
-                    "agent not ready after {within:?}:\n{}",
-                    self.log_text()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        if self.0.wait_log(" ready", within) {
+            Ok(self.0.started().elapsed())
+        } else {
+            Err(format!(
+                "agent not ready after {within:?}:\n{}",
+                self.0.log()
+            ))
         }
     }
 
-    pub fn stop(mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RunningAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 

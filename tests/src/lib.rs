@@ -5,12 +5,14 @@
 //! the system's OVS. [`Netns`], [`ip`] and [`unique_name`] build the hosts around it.
 //! Everything is cleaned up on drop; [`cleanup_stale`] removes what killed test processes left.
 
+pub mod agent;
 mod names;
 mod netns;
 mod sandbox;
 pub mod topology;
 mod util;
 
+pub use agent::AgentProcess;
 pub use names::{cleanup_stale, unique_name};
 pub use netns::{ip, Netns};
 pub use sandbox::{OvsSandbox, SandboxOptions};

@@ -5,12 +5,12 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::{Child, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use flowlib::client::dump_flows;
 use flowlib::conn::{ConnOptions, Connection};
-use kovs_tests::{NodeSpec, Pod, Topology};
+use kovs_tests::{AgentProcess, NodeSpec, Pod, Topology};
 use pipelines::model::{load_path, SubnetMode};
 use pipelines::tables::{COOKIE_MAGIC, COOKIE_OWNER_MASK};
 use pipelines::{Compiler, NodeConfig, TunnelType};
@@ -40,20 +40,6 @@ fn main() -> ExitCode {
 
 fn step(msg: &str) {
     println!("==> {msg}");
-}
-
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
 }
 
 fn agent_binary() -> Result<PathBuf, String> {
@@ -129,11 +115,8 @@ fn run(state_path: &str, tunnel: &str, hold: bool) -> Result<bool, String> {
     let mut agents = Vec::new();
     for n in topo.nodes() {
         let sb = n.sandbox();
-        let log = sb.dir().join("kovs-agent.log");
-        let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-        let child = sb
-            .command(&agent.display().to_string())
-            .args(["run", "--node", n.name(), "--state"])
+        let mut cmd = sb.command(&agent.display().to_string());
+        cmd.args(["run", "--node", n.name(), "--state"])
             .arg(&dir)
             .arg("--ovs-rundir")
             .arg(sb.dir())
@@ -144,17 +127,15 @@ fn run(state_path: &str, tunnel: &str, hold: bool) -> Result<bool, String> {
                 tunnel,
                 "--metrics-addr",
                 "127.0.0.1:10665",
-            ])
-            .stdout(Stdio::from(out.try_clone().map_err(|e| e.to_string())?))
-            .stderr(Stdio::from(out))
-            .spawn()
+            ]);
+        let a = AgentProcess::spawn(cmd, sb.dir().join("kovs-agent.log"))
             .map_err(|e| format!("starting kovs-agent: {e}"))?;
-        agents.push((n.name().to_string(), Agent { child, log }));
+        agents.push((n.name().to_string(), a));
     }
     let t = Instant::now();
     for (node, a) in &agents {
         loop {
-            let log = std::fs::read_to_string(&a.log).unwrap_or_default();
+            let log = a.log();
             if log.contains(" ready") {
                 let flows = log
                     .lines()
