@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: a private two-node userspace-OVS sandbox (each node its
-# own ovs-vswitchd in its own network namespace, joined by a veth wire), the example pods of
-# examples/cluster.yaml as namespaces bound by iface-id, one `kovs-agent run` per node, and pings
-# across nodes over Geneve. Needs root (network namespaces); everything is removed on exit.
+# own ovs-vswitchd in its own network namespace, joined by a veth wire, plus a second wire for the
+# provider network), the example pods of examples/cluster.yaml as namespaces bound by iface-id,
+# one `kovs-agent run` per node, and pings between every pair of pods. Needs root (network namespaces); everything is removed on exit.
 # Options: --tunnel-type geneve|vxlan, --hold (keep it running until Ctrl-C), STATE=path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
