@@ -216,10 +216,9 @@ fn run(state_path: &str, tunnel: &str, hold: bool) -> Result<bool, String> {
                 && pods
                     .iter()
                     .any(|o| o.vpc == a.vpc && o.pod.ip() == b.pod.ip());
-            if shadowed
-                || (reachable && a.name > b.name)
-                || (!reachable && a.vpc == b.vpc && a.name > b.name)
-            {
+            // Within a VPC one direction is enough; across VPCs both are shown.
+            let one_way = a.vpc == b.vpc && a.name > b.name;
+            if shadowed || one_way {
                 continue;
             }
             let dst = b.pod.ip();
