@@ -6,6 +6,7 @@ mod flows_cmd;
 mod http;
 mod metrics;
 mod netlink;
+mod nodeport;
 mod ovsdb;
 mod provider;
 mod reconcile;

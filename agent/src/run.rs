@@ -26,10 +26,15 @@ use crate::cli::Args;
 use crate::compile_cmd::parse_tunnel;
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
+use crate::netlink::Netlink;
+use crate::nodeport;
 use crate::ovsdb::{BridgeSpec, Interface, PortSpec, Vswitch, Watch, WatchEvent, WatchOptions};
 use crate::provider::{ProviderEvent, ProviderNetworks};
 use crate::reconcile::{BridgeSync, SyncReport};
 use crate::state::StateWatcher;
+
+/// The longest one resync or delta may take before the connection is given up and redone.
+const SWITCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub const USAGE: &str = "kovs-agent run --node NAME --state PATH... [--ovs-rundir DIR] [--ovsdb unix:PATH] [--bridge br-int] [--datapath system|netdev] [--tunnel-type geneve|vxlan|stt] [--encap-ip IP] [--metrics-addr ADDR] [--status-file PATH]";
 
@@ -274,6 +279,10 @@ async fn agent(cfg: Config) -> Result<(), String> {
     let mut last_status_file = String::new();
     write_status_file(&cfg, &providers, &mut last_status_file);
 
+    // The host side of the node port.
+    let nl = Netlink::connect().map_err(|e| format!("netlink: {e}"))?;
+    let mut node_port = NodePortSync::default();
+
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut periodic = tokio::time::interval(Duration::from_secs(60));
     let mut provider_retry = tokio::time::interval(Duration::from_secs(5));
@@ -364,6 +373,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
             }
         }
         metrics.set_pods_bound(compiler.config().ports.pods.len() as i64);
+        node_port.sync(&nl, &compiler, &cfg.node, &metrics).await;
 
         // Send: a full resync where one is due, else the delta.
         let mut sent_any = !delta.is_empty();
@@ -389,39 +399,49 @@ async fn agent(cfg: Config) -> Result<(), String> {
                 });
             }
             let t = Instant::now();
-            let result = if b.resync_at.is_some_and(|at| at <= Instant::now()) {
-                if b.sync.bridge == 0 {
-                    // Flows that use the Geneve option need the TLV map first.
-                    let tlv = TlvMap {
-                        option_class: GENEVE_OPT_CLASS,
-                        option_type: GENEVE_OPT_TYPE,
-                        option_len: GENEVE_OPT_LEN,
-                        index: GENEVE_OPT_INDEX as u16,
-                    };
-                    tracing::debug!(bridge = %b.sync.name, "ensuring the TLV map");
-                    if let Err(e) = ensure_tlv_maps(&conn, &[tlv]).await {
-                        warn!("geneve TLV map: {e}");
-                        metrics.error("openflow");
-                    }
-                }
-                tracing::debug!(bridge = %b.sync.name, "dumping installed flows");
-                let loaded = b.sync.load_installed(&conn).await;
-                tracing::debug!(bridge = %b.sync.name, ok = loaded.is_ok(), "dumped");
-                match loaded {
-                    Ok(n) => {
-                        let r = b.sync.sync_full(&conn, compiler.flows()).await;
-                        if r.is_ok() {
-                            b.resync_at = None;
-                            info!(bridge = %b.sync.name, installed_before = n, "resynced");
-                        }
-                        r
-                    }
-                    Err(e) => Err(e),
-                }
-            } else if !delta.is_empty() {
-                b.sync.sync_delta(&conn, &delta).await
-            } else {
+            let resync = b.resync_at.is_some_and(|at| at <= Instant::now());
+            if !resync && delta.is_empty() {
                 continue;
+            }
+            // Bounded: a connection that dies mid-transaction must not stall the loop.
+            let work = async {
+                if resync {
+                    if b.sync.bridge == 0 {
+                        // Flows that use the Geneve option need the TLV map first.
+                        let tlv = TlvMap {
+                            option_class: GENEVE_OPT_CLASS,
+                            option_type: GENEVE_OPT_TYPE,
+                            option_len: GENEVE_OPT_LEN,
+                            index: GENEVE_OPT_INDEX as u16,
+                        };
+                        tracing::debug!(bridge = %b.sync.name, "ensuring the TLV map");
+                        if let Err(e) = ensure_tlv_maps(&conn, &[tlv]).await {
+                            warn!("geneve TLV map: {e}");
+                            metrics.error("openflow");
+                        }
+                    }
+                    tracing::debug!(bridge = %b.sync.name, "dumping installed flows");
+                    let n = b.sync.load_installed(&conn).await?;
+                    let r = b.sync.sync_full(&conn, compiler.flows()).await;
+                    if r.is_ok() {
+                        b.resync_at = None;
+                        info!(bridge = %b.sync.name, installed_before = n, "resynced");
+                    }
+                    r
+                } else {
+                    b.sync.sync_delta(&conn, &delta).await
+                }
+            };
+            let result = match tokio::time::timeout(SWITCH_TIMEOUT, work).await {
+                Ok(r) => r,
+                Err(_) => {
+                    conn.close();
+                    b.conn = None;
+                    Err(format!(
+                        "{}: no answer from the switch within {SWITCH_TIMEOUT:?}",
+                        b.sync.name
+                    ))
+                }
             };
             sent_any = true;
             match result {
@@ -642,6 +662,43 @@ impl Ports {
             }
         }
         c.ports.pods = self.pods.clone();
+    }
+}
+
+/// Keeps `kovs0`'s host configuration equal to what the state asks for; retried on every pass
+/// of the loop until it succeeds (the port appears a moment after OVSDB creates it).
+#[derive(Default)]
+struct NodePortSync {
+    applied: Option<nodeport::Desired>,
+    last_error: Option<String>,
+}
+
+impl NodePortSync {
+    async fn sync(&mut self, nl: &Netlink, compiler: &Compiler, node: &str, metrics: &Metrics) {
+        let want = nodeport::desired(compiler.state(), compiler.plan(), node);
+        if want == self.applied {
+            return;
+        }
+        let Some(w) = &want else {
+            self.applied = None;
+            return;
+        };
+        match nodeport::configure(nl, w).await {
+            Ok(n) => {
+                if n > 0 {
+                    info!(port = NODE_PORT_NAME, ip = %w.ip, routes = w.routes.len(), changes = n, "node port configured");
+                }
+                self.applied = want;
+                self.last_error = None;
+            }
+            Err(e) => {
+                if self.last_error.as_deref() != Some(e.as_str()) {
+                    warn!(port = NODE_PORT_NAME, "configuring the node port: {e}");
+                    metrics.error("netlink");
+                    self.last_error = Some(e);
+                }
+            }
+        }
     }
 }
 

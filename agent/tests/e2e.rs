@@ -35,7 +35,13 @@ fn start_agent(topo: &Topology, node: &str, state: &Path, tunnel: &str) -> Agent
 }
 
 fn node_yaml(name: &str, ip: Ipv4Addr) -> String {
-    format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\nstatus:\n  addresses:\n  - type: InternalIP\n    address: {ip}\n---\n")
+    // The node port's join address and MAC, as Kube-OVN annotates nodes for ovn0.
+    let n: u8 = name.trim_start_matches("node").parse().unwrap_or(9);
+    format!(
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  annotations:\n    ovn.kubernetes.io/ip_address: 100.64.0.{}\n    ovn.kubernetes.io/mac_address: 00:00:00:64:00:{:02x}\nstatus:\n  addresses:\n  - type: InternalIP\n    address: {ip}\n---\n",
+        n + 1,
+        n + 1
+    )
 }
 
 fn subnet_yaml(name: &str, cidr: &str, gw: &str, vpc: &str) -> String {
@@ -324,7 +330,7 @@ fn agent_restart_is_hitless_and_vswitchd_restart_recovers() {
     std::thread::sleep(Duration::from_millis(300));
     c.restart_agent(0, "geneve");
     assert!(
-        c.wait_log(0, "ready", Duration::from_secs(10)),
+        c.wait_log(0, " ready", Duration::from_secs(10)),
         "{}",
         c.agent_log(0)
     );
@@ -533,7 +539,7 @@ fn stt_is_programmed_and_traced() {
         .unwrap();
     let ag = start_agent(&topo, "node1", &dir, "stt");
     let t = Instant::now();
-    while !ag.log().contains("ready") {
+    while !ag.log().contains(" ready") {
         assert!(t.elapsed() < Duration::from_secs(10), "{}", ag.log());
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -551,7 +557,11 @@ fn stt_is_programmed_and_traced() {
             ),
         )
         .unwrap();
-    assert!(trace.contains("set_field:172.18.0.2->tun_dst"), "{trace}");
+    assert!(
+        trace.contains("set_field:172.18.0.2->tun_dst"),
+        "{trace}\n{}",
+        ag.log()
+    );
     assert!(
         trace.contains("move:NXM_NX_REG2[0..23]->NXM_NX_TUN_ID[0..23]"),
         "{trace}"
@@ -573,4 +583,68 @@ fn stt_is_programmed_and_traced() {
     );
     assert!(text.contains("table=31"), "{text}");
     drop(ag);
+}
+
+#[test]
+fn the_host_reaches_pods_and_pods_reach_hosts_through_the_node_port() {
+    let c = Cluster::new("geneve");
+    assert!(
+        c.wait_log(0, "node port configured", Duration::from_secs(5)),
+        "{}",
+        c.agent_log(0)
+    );
+    let node1 = c.topo.node("node1");
+    let addr =
+        String::from_utf8_lossy(&node1.exec("ip", &["addr", "show", "kovs0"]).unwrap().stdout)
+            .to_string();
+    assert!(
+        addr.contains("100.64.0.2/16") && addr.contains("00:00:00:64:00:02"),
+        "{addr}"
+    );
+    let routes = String::from_utf8_lossy(
+        &node1
+            .exec("ip", &["route", "show", "proto", "107"])
+            .unwrap()
+            .stdout,
+    )
+    .to_string();
+    assert!(
+        routes.contains("10.16.0.0/16 via 100.64.0.1 dev kovs0"),
+        "{routes}"
+    );
+    // Host -> local pod and remote pod (kubelet probes, kube-proxy).
+    let host_ping = |dst: &str| {
+        let t = Instant::now();
+        loop {
+            let ok = node1
+                .exec("ping", &["-c", "1", "-W", "1", dst])
+                .unwrap()
+                .status
+                .success();
+            if ok || t.elapsed() > Duration::from_secs(5) {
+                return ok;
+            }
+        }
+    };
+    assert!(
+        host_ping("10.16.0.10"),
+        "node1's host -> local pod-a\n{}",
+        c.logs()
+    );
+    assert!(
+        host_ping("10.16.0.11"),
+        "node1's host -> remote pod-b\n{}",
+        c.logs()
+    );
+    // Pods -> hosts: their own node's and the other node's join address.
+    assert!(
+        wait_ping(&c.a, ip("100.64.0.2"), Duration::from_secs(3)),
+        "pod-a -> its host\n{}",
+        c.logs()
+    );
+    assert!(
+        wait_ping(&c.a, ip("100.64.0.3"), Duration::from_secs(3)),
+        "pod-a -> node2's host\n{}",
+        c.logs()
+    );
 }

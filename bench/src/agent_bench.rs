@@ -177,7 +177,7 @@ pub fn restart(flows: usize) -> Result<serde_json::Value, String> {
     let mods = flow_mods_in(&log);
     let load_ms = log
         .lines()
-        .find(|l| l.contains("ready"))
+        .find(|l| l.contains(" ready"))
         .map(|_| ready.as_secs_f64() * 1e3)
         .unwrap_or(0.0);
     Ok(serde_json::json!({

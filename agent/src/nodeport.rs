@@ -1,0 +1,150 @@
+//! The host side of the node port `kovs0` (Kube-OVN's `ovn0`): the node's join-subnet MAC and
+//! address on the internal port, and routes to the default VPC's subnets through the join
+//! gateway, so the host reaches pods (kubelet probes, kube-proxy) and pods reach the host.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use pipelines::compile::Plan;
+use pipelines::model::{ClusterState, DEFAULT_VPC};
+use pipelines::tables::{JOIN_SUBNET, NODE_PORT_NAME};
+
+use crate::netlink::{Address, Netlink, Route, FOREVER};
+
+/// `proto` of the routes kovs adds, so it can find and remove its own (107 = `k`).
+pub const RTPROT_KOVS: u8 = 107;
+const RT_TABLE_MAIN: u32 = 254;
+const RTN_UNICAST: u8 = 1;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+
+/// What the node port should look like; `None` when the node has no join address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub mac: [u8; 6],
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    /// Subnets of the default VPC reached through the node port.
+    pub routes: Vec<(Ipv4Addr, u8)>,
+}
+
+pub fn desired(state: &ClusterState, plan: &Plan, node: &str) -> Option<Desired> {
+    let n = state.nodes.get(node)?;
+    let (ip, mac) = (n.join_ip?, n.join_mac?);
+    let mut routes: Vec<(Ipv4Addr, u8)> = state
+        .subnets
+        .values()
+        .filter(|s| s.vpc == DEFAULT_VPC && s.name != JOIN_SUBNET && s.is_routed() && s.ovn_managed)
+        .map(|s| (s.cidr.network(), s.cidr.prefix_len()))
+        .collect();
+    routes.sort();
+    routes.dedup();
+    Some(Desired {
+        mac,
+        ip,
+        prefix_len: plan.join.cidr.prefix_len(),
+        gateway: plan.join.gateway,
+        routes,
+    })
+}
+
+fn route(oif: u32, dst: Ipv4Addr, len: u8, gateway: Ipv4Addr) -> Route {
+    Route {
+        ipv6: false,
+        dst: Some(IpAddr::V4(dst)),
+        dst_len: len,
+        src: None,
+        src_len: 0,
+        tos: 0,
+        table: RT_TABLE_MAIN,
+        protocol: RTPROT_KOVS,
+        scope: RT_SCOPE_UNIVERSE,
+        kind: RTN_UNICAST,
+        onlink: false,
+        oif: Some(oif),
+        gateway: Some(IpAddr::V4(gateway)),
+        priority: None,
+        prefsrc: None,
+        nexthops: Vec::new(),
+        expires: None,
+        extra: Vec::new(),
+    }
+}
+
+/// Brings `kovs0` to `want`: MAC, address, up, kovs's routes (stale ones removed). Returns the
+/// number of changes made (0 when it already matched).
+pub async fn configure(nl: &Netlink, want: &Desired) -> Result<usize, String> {
+    let Some(link) = nl.link(NODE_PORT_NAME).await.map_err(|e| e.to_string())? else {
+        return Err(format!("{NODE_PORT_NAME} does not exist yet"));
+    };
+    let mut changes = 0;
+    if link.mac != Some(want.mac) {
+        nl.set_mac(&link, want.mac)
+            .await
+            .map_err(|e| e.to_string())?;
+        changes += 1;
+    }
+    let addrs = nl.addresses(&link).await.map_err(|e| e.to_string())?;
+    let have_ip = addrs
+        .iter()
+        .any(|a| a.ip == IpAddr::V4(want.ip) && a.prefix_len == want.prefix_len);
+    for a in addrs.iter().filter(|a| !a.is_ipv6() && !a.is_link_local()) {
+        if a.ip != IpAddr::V4(want.ip) || a.prefix_len != want.prefix_len {
+            nl.del_address(&link, a).await.map_err(|e| e.to_string())?;
+            changes += 1;
+        }
+    }
+    if !have_ip {
+        let a = Address {
+            index: link.index,
+            ip: IpAddr::V4(want.ip),
+            prefix_len: want.prefix_len,
+            peer: None,
+            broadcast: None,
+            label: None,
+            flags: 0,
+            scope: 0,
+            valid_lft: FOREVER,
+            preferred_lft: FOREVER,
+            metric: None,
+            proto: None,
+        };
+        nl.add_address(&link, &a, true)
+            .await
+            .map_err(|e| e.to_string())?;
+        changes += 1;
+    }
+    if !link.up {
+        nl.set_up(&link, true).await.map_err(|e| e.to_string())?;
+        changes += 1;
+    }
+    let existing: Vec<Route> = nl
+        .routes(&link)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|r| r.protocol == RTPROT_KOVS && !r.ipv6)
+        .collect();
+    let wanted: Vec<Route> = want
+        .routes
+        .iter()
+        .map(|(dst, len)| route(link.index, *dst, *len, want.gateway))
+        .collect();
+    let same = |a: &Route, b: &Route| {
+        a.dst == b.dst && a.dst_len == b.dst_len && a.gateway == b.gateway && a.table == b.table
+    };
+    for r in &existing {
+        if !wanted.iter().any(|w| same(w, r)) {
+            nl.del_route(r).await.map_err(|e| e.to_string())?;
+            changes += 1;
+        }
+    }
+    for w in &wanted {
+        if !existing.iter().any(|r| same(w, r)) {
+            nl.add_route(w, true)
+                .await
+                .map_err(|e| format!("route {w}: {e}"))?;
+            changes += 1;
+        }
+    }
+    Ok(changes)
+}
