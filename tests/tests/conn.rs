@@ -578,3 +578,28 @@ fn reconnects_after_vswitchd_restart() {
     sw.stop();
     assert!(new_conn.is_closed());
 }
+
+/// A transaction whose connection dies under it fails promptly instead of waiting forever.
+#[test]
+fn a_commit_fails_promptly_when_the_switch_dies_under_it() {
+    let rt = runtime();
+    let mut sb = sandbox();
+    let conn = run(&rt, connect(&sb));
+    let msgs: Vec<Vec<u8>> = (0..300_000u32).map(|i| add(20, 100, ip(i))).collect();
+    let commit = rt.spawn(async move { conn.commit_bundle(msgs, &BundleOptions::default()).await });
+    std::thread::sleep(Duration::from_millis(150));
+    sb.kill_vswitchd().expect("kill ovs-vswitchd");
+    let t = Instant::now();
+    let out = run(&rt, async {
+        tokio::time::timeout(Duration::from_secs(10), commit).await
+    });
+    let out = out
+        .expect("the commit returned instead of hanging")
+        .expect("task");
+    assert!(
+        out.is_err() || !out.as_ref().unwrap().committed,
+        "{:?}",
+        out.map(|o| o.to_string())
+    );
+    eprintln!("commit ended {:?} after the switch died", t.elapsed());
+}

@@ -811,3 +811,29 @@ async fn fast_replies_are_never_lost() {
     let (log, _) = engine.await.unwrap();
     assert_eq!(log.committed.len(), rounds);
 }
+
+/// The switch goes away after taking a whole bundle but before answering its barrier: the
+/// commit must fail, not wait forever (the transaction's own channel never closes).
+#[tokio::test]
+async fn a_commit_fails_when_the_switch_vanishes_before_the_barrier_reply() {
+    let (conn, mut fake) = pair(quiet()).await;
+    let eater = tokio::spawn(async move {
+        // Read OPEN, the ADDs and the BARRIER, then hang up without a word.
+        loop {
+            let f = fake.read().await;
+            if f.is(MsgType::BarrierRequest) {
+                break;
+            }
+        }
+        drop(fake);
+    });
+    let msgs: Vec<Vec<u8>> = (0..4).map(flow_mod).collect();
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        conn.commit_bundle(&msgs, &BundleOptions::default()),
+    )
+    .await
+    .expect("the commit returned instead of hanging");
+    assert!(r.is_err(), "{r:?}");
+    eater.await.unwrap();
+}

@@ -269,9 +269,24 @@ impl<'c> Txn<'c> {
             if self.barrier_replies.contains(&b) {
                 return Ok(());
             }
-            match self.rx.recv().await {
-                None => return Err(self.conn.inner.shared.closed_error()),
-                Some(f) => self.collect(f),
+            // The transaction keeps a sender of its own channel (to register more xids), so a
+            // dying connection does not close it: watch the connection too.
+            let conn = self.conn;
+            tokio::select! {
+                f = self.rx.recv() => match f {
+                    None => return Err(conn.inner.shared.closed_error()),
+                    Some(f) => self.collect(f),
+                },
+                e = conn.closed() => {
+                    // Replies that arrived before the end still count.
+                    while let Ok(f) = self.rx.try_recv() {
+                        self.collect(f);
+                    }
+                    if self.barrier_replies.contains(&b) {
+                        return Ok(());
+                    }
+                    return Err(Error::Closed(std::sync::Arc::new(e)));
+                }
             }
         }
     }
