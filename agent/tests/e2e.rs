@@ -638,12 +638,12 @@ fn the_host_reaches_pods_and_pods_reach_hosts_through_the_node_port() {
     );
     // Pods -> hosts: their own node's and the other node's join address.
     assert!(
-        wait_ping(&c.a, ip("100.64.0.2"), Duration::from_secs(3)),
+        wait_ping(&c.a, ip("100.64.0.2"), Duration::from_secs(10)),
         "pod-a -> its host\n{}",
         c.logs()
     );
     assert!(
-        wait_ping(&c.a, ip("100.64.0.3"), Duration::from_secs(3)),
+        wait_ping(&c.a, ip("100.64.0.3"), Duration::from_secs(10)),
         "pod-a -> node2's host\n{}",
         c.logs()
     );
