@@ -429,35 +429,6 @@ fn ten_thousand_flow_bundle_streams() {
     assert_eq!(sb.dump_flows(BR).unwrap().len(), N as usize);
 }
 
-/// For measurements: `cargo test -p kovs-tests --test conn -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn measure_100k_flow_bundle() {
-    let sb = sandbox();
-    let rt = runtime();
-    const N: u32 = 100_000;
-    for mode in [CommitMode::Validate, CommitMode::Pipelined] {
-        let elapsed = run(&rt, async {
-            let conn = connect(&sb).await;
-            let t0 = Instant::now();
-            let out = conn
-                .commit_bundle(
-                    (0..N).map(|i| add(20, 100 + (mode == CommitMode::Pipelined) as u16, ip(i))),
-                    &BundleOptions {
-                        mode,
-                        ..BundleOptions::default()
-                    },
-                )
-                .await
-                .expect("commit");
-            assert!(out.is_ok(), "{out}");
-            t0.elapsed()
-        });
-        eprintln!("{mode:?}: committed {N} flow_mods in one bundle in {elapsed:?}");
-    }
-    assert_eq!(sb.dump_flows(BR).unwrap().len(), 2 * N as usize);
-}
-
 #[test]
 fn port_status_events_are_delivered() {
     let sb = sandbox();
