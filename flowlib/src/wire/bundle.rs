@@ -772,18 +772,13 @@ mod tests {
         b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
-    /// Runs `ovs-ofctl ofp-print HEX`; `None` (test skipped) if ovs-ofctl is not installed.
-    fn ofp_print(msg: &[u8]) -> Option<String> {
-        match Command::new("ovs-ofctl")
+    /// Runs the oracle, `ovs-ofctl ofp-print HEX` (installed by `scripts/setup.sh`).
+    fn ofp_print(msg: &[u8]) -> String {
+        let out = Command::new("ovs-ofctl")
             .args(["ofp-print", &hex(msg)])
             .output()
-        {
-            Ok(o) => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
-            Err(e) => {
-                eprintln!("skipping ofp-print check: ovs-ofctl: {e}");
-                None
-            }
-        }
+            .unwrap_or_else(|e| panic!("ovs-ofctl (run scripts/setup.sh): {e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// `table=0,priority=10,ip,actions=drop` as `ovs-ofctl -O OpenFlow13 parse-flow` encodes it.
@@ -837,7 +832,7 @@ mod tests {
                 let mut out = Vec::new();
                 encode_bundle_ctrl(&mut out, 0xabcd, &ctrl);
                 assert_eq!(decode_bundle_ctrl(&out).unwrap().1, ctrl);
-                let Some(p) = ofp_print(&out) else { return };
+                let p = ofp_print(&out);
                 let fl = match flags.bits() {
                     0 => " flags=0",
                     1 => " flags=atomic",
@@ -887,13 +882,11 @@ mod tests {
         assert_eq!(add.inner.len(), 64);
         assert!(add.properties.is_empty());
 
-        if let Some(p) = ofp_print(msg) {
-            assert_eq!(
-                p,
-                "ONFT_BUNDLE_ADD_MESSAGE (OF1.3) (xid=0x9):\n bundle_id=0x1 flags=atomic ordered\n\
-                 OFPT_FLOW_MOD (OF1.3) (xid=0x9): ADD priority=10,ip actions=drop\n"
-            );
-        }
+        assert_eq!(
+            ofp_print(msg),
+            "ONFT_BUNDLE_ADD_MESSAGE (OF1.3) (xid=0x9):\n bundle_id=0x1 flags=atomic ordered\n\
+             OFPT_FLOW_MOD (OF1.3) (xid=0x9): ADD priority=10,ip actions=drop\n"
+        );
     }
 
     #[test]
@@ -1087,10 +1080,7 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let out = match out {
             Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
-            Err(e) => {
-                eprintln!("skipping: ovs-ofctl: {e}");
-                return;
-            }
+            Err(e) => panic!("ovs-ofctl (run scripts/setup.sh): {e}"),
         };
         let printed: Vec<&str> = out
             .lines()
