@@ -335,9 +335,15 @@ fn agent_restart_is_hitless_and_vswitchd_restart_recovers() {
         c.agent_log(0)
     );
     std::thread::sleep(Duration::from_millis(300));
-    let (sent, got) = ping.stop().unwrap();
-    assert!(sent > 30, "the ping ran ({sent} sent)");
-    assert_eq!(sent, got, "packets lost across an agent restart");
+    let stats = ping.stop_stats().unwrap();
+    assert!(stats.sent > 30, "the ping ran: {stats:?}");
+    // Any request unanswered while a later one was answered is a loss; only the last one
+    // may still be in flight when the ping is interrupted.
+    assert_eq!(
+        stats.lost, 0,
+        "packets lost across an agent restart: {stats:?}"
+    );
+    assert!(stats.sent - stats.received <= 1, "{stats:?}");
     let log = c.agent_log(0);
     assert!(
         log.contains("adds=0 modifies=0 deletes=0"),

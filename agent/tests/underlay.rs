@@ -458,10 +458,10 @@ fn local_underlay_arp_stays_off_the_wire_and_restart_is_hitless() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let (sent, got) = ping.stop().unwrap();
+    let stats = ping.stop_stats().unwrap();
     assert!(
-        sent > 30 && sent == got,
-        "underlay ping across an agent restart: {got}/{sent}"
+        stats.sent > 30 && stats.lost == 0 && stats.sent - stats.received <= 1,
+        "underlay ping across an agent restart (only the last request may be in flight): {stats:?}"
     );
     let after =
         kovs_tests::ip(Some(u.topo.node("node1").netns()), &["-j", "addr", "show"]).unwrap();

@@ -174,6 +174,10 @@ pub struct PingStats {
     pub sent: u32,
     /// Echo replies received.
     pub received: u32,
+    /// Requests that got no reply although a later one did. Unlike `sent - received`, this
+    /// does not count the last request(s) still in flight when a background ping is stopped.
+    /// Without per-reply lines (`ping -q`), it is `sent - received`.
+    pub lost: u32,
     /// Round-trip times in milliseconds (min, avg, max), when any reply came back.
     pub rtt_ms: Option<(f64, f64, f64)>,
 }
@@ -981,8 +985,9 @@ impl Pod {
     /// [`BackgroundPing::stop`] ends it and returns (sent, received).
     pub fn start_ping(&self, dst: Ipv4Addr, interval_s: f32) -> io::Result<BackgroundPing> {
         let mut cmd = self.netns.command("ping");
+        // No `-q`: the per-reply lines tell a lost request from one in flight at the stop.
         cmd.env("LC_ALL", "C")
-            .args(["-n", "-q", "-i", &format!("{interval_s}"), &dst.to_string()])
+            .args(["-n", "-i", &format!("{interval_s}"), &dst.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let line = describe(&cmd);
@@ -1045,12 +1050,28 @@ impl Drop for BackgroundPing {
 }
 
 /// Parses iputils ping's summary: `N packets transmitted, M received, ...` and, when there
-/// were replies, `rtt min/avg/max/mdev = a/b/c/d ms`.
+/// were replies, `rtt min/avg/max/mdev = a/b/c/d ms`; per-reply lines (`... bytes from ...
+/// icmp_seq=N ...`), when present, give [`PingStats::lost`].
 pub fn parse_ping(text: &str) -> Option<PingStats> {
     let summary = text.lines().find(|l| l.contains("packets transmitted"))?;
     let mut fields = summary.split(',');
-    let sent = fields.next()?.split_whitespace().next()?.parse().ok()?;
-    let received = fields.next()?.split_whitespace().next()?.parse().ok()?;
+    let sent: u32 = fields.next()?.split_whitespace().next()?.parse().ok()?;
+    let received: u32 = fields.next()?.split_whitespace().next()?.parse().ok()?;
+    let mut answered: Vec<u32> = text
+        .lines()
+        .filter(|l| l.contains(" bytes from ") && !l.contains("DUP!"))
+        .filter_map(|l| {
+            let seq = l.split("icmp_seq=").nth(1)?.split_whitespace().next()?;
+            seq.parse().ok()
+        })
+        .collect();
+    answered.sort_unstable();
+    answered.dedup();
+    // Sequence numbers start at 1: every number below the highest answered one is a request.
+    let lost = match answered.last() {
+        Some(&highest) => highest - answered.len() as u32,
+        None => sent - received.min(sent),
+    };
     let rtt_ms = text
         .lines()
         .find(|l| l.starts_with("rtt ") || l.starts_with("round-trip"))
@@ -1066,6 +1087,7 @@ pub fn parse_ping(text: &str) -> Option<PingStats> {
     Some(PingStats {
         sent,
         received,
+        lost,
         rtt_ms,
     })
 }
