@@ -77,7 +77,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use pipelines::model::{ClusterState, ValidProviderNetwork};
+use pipelines::model::{ClusterState, StringMap, ValidProviderNetwork};
 use pipelines::tables::PROVIDER_UPLINK_OFPORT;
 use serde_json::{json, Value};
 
@@ -595,7 +595,7 @@ impl ProviderNetworks {
     /// What each network of `state` should be on this node.
     fn desired(&self, state: &ClusterState) -> BTreeMap<String, Want> {
         let node = state.nodes.get(&self.node);
-        let empty = BTreeMap::new();
+        let empty = StringMap::new();
         let labels = node.map_or(&empty, |n| &n.labels);
         let mut out = BTreeMap::new();
         for (name, pn) in &state.provider_networks {

@@ -219,7 +219,7 @@ pub fn delta(flows: usize, pct: f64) -> Result<serde_json::Value, String> {
             let idx = 1 + k * step;
             let mut p = pod_object(idx, &shape);
             p.metadata.annotations.insert(
-                "ovn.kubernetes.io/mac_address".into(),
+                "ovn.kubernetes.io/mac_address",
                 format!(
                     "02:99:{:02x}:{:02x}:{:02x}:{:02x}",
                     (idx >> 24) & 0xff,

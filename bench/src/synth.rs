@@ -1,10 +1,8 @@
 //! Synthetic clusters of any size, built as objects (no YAML), for benchmarks.
 
-use std::collections::BTreeMap;
-
 use pipelines::model::{
     IntOrString, Node, NodeAddress, NodeStatus, Object, ObjectMeta, ObjectSet, Pod, PodSpec,
-    ProviderNetwork, ProviderNetworkSpec, Subnet, SubnetSpec, Vlan, VlanSpec,
+    ProviderNetwork, ProviderNetworkSpec, StringMap, Subnet, SubnetSpec, Vlan, VlanSpec,
 };
 
 pub struct Shape {
@@ -40,10 +38,10 @@ pub fn pod_object(idx: usize, shape: &Shape) -> Pod {
     let subnet = idx % shape.subnets;
     let k = idx / shape.subnets;
     let mut m = meta(format!("pod-{idx}"), "default");
-    let mut ann = BTreeMap::new();
-    ann.insert("ovn.kubernetes.io/ip_address".into(), pod_ip(subnet, k));
+    let mut ann = StringMap::new();
+    ann.insert("ovn.kubernetes.io/ip_address", pod_ip(subnet, k));
     ann.insert(
-        "ovn.kubernetes.io/mac_address".into(),
+        "ovn.kubernetes.io/mac_address",
         format!(
             "00:01:{:02x}:{:02x}:{:02x}:{:02x}",
             (idx >> 24) & 0xff,
@@ -53,7 +51,7 @@ pub fn pod_object(idx: usize, shape: &Shape) -> Pod {
         ),
     );
     ann.insert(
-        "ovn.kubernetes.io/logical_switch".into(),
+        "ovn.kubernetes.io/logical_switch",
         format!("subnet-{subnet}"),
     );
     m.annotations = ann;
@@ -76,11 +74,11 @@ pub fn cluster(shape: &Shape) -> ObjectSet {
     for i in 0..shape.nodes {
         let mut m = meta(node_name(i), "");
         m.annotations.insert(
-            "ovn.kubernetes.io/ip_address".into(),
+            "ovn.kubernetes.io/ip_address",
             format!("100.64.{}.{}", 1 + i / 250, 2 + i % 250),
         );
         m.annotations.insert(
-            "ovn.kubernetes.io/mac_address".into(),
+            "ovn.kubernetes.io/mac_address",
             format!("00:00:0f:00:{:02x}:{:02x}", (i >> 8) & 0xff, i & 0xff),
         );
         set.insert(Object::Node(Node {

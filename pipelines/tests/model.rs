@@ -1404,13 +1404,13 @@ fn validation_scales() {
         pod.metadata.namespace = format!("ns{}", p % 50);
         pod.spec.node_name = format!("node{}", p % 100);
         let ann = &mut pod.metadata.annotations;
-        ann.insert(ANNOTATION_LOGICAL_SWITCH.into(), format!("subnet{s}"));
+        ann.insert(ANNOTATION_LOGICAL_SWITCH, format!("subnet{s}"));
         ann.insert(
-            ANNOTATION_IP_ADDRESS.into(),
+            ANNOTATION_IP_ADDRESS,
             format!("10.{}.{}.{}", s + 1, host >> 8, host & 0xff),
         );
         ann.insert(
-            ANNOTATION_MAC_ADDRESS.into(),
+            ANNOTATION_MAC_ADDRESS,
             format_mac(&[0, 0, 1, (p >> 16) as u8, (p >> 8) as u8, p as u8]),
         );
         set.insert(pod);

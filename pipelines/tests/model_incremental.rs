@@ -131,7 +131,7 @@ impl PodSpecDraw {
             (ANNOTATION_MAC_ADDRESS, self.mac),
         ] {
             if let Some(v) = v {
-                ann.insert(k.into(), v.into());
+                ann.insert(k, v);
             }
         }
         match self.state {
@@ -260,7 +260,7 @@ fn diff(before: &BTreeMap<PodName, ValidPod>, after: &BTreeMap<PodName, ValidPod
 /// Whether the pod's IP and MAC annotations are used by no other pod object (nor is the pod
 /// clashing through the annotations it had).
 fn unique_addresses(objects: &ObjectSet, key: &ObjectKey, pods: &[&Pod]) -> bool {
-    let ann = |p: &Pod, k: &str| p.metadata.annotations.get(k).cloned();
+    let ann = |p: &Pod, k: &str| p.metadata.annotations.get(k).map(str::to_owned);
     objects.of_kind(ObjectKind::Pod).all(|(k, o)| {
         let Object::Pod(other) = o else { return true };
         k == key
@@ -352,9 +352,9 @@ fn pod(ns: &str, name: &str, subnet: &str, ip: &str, mac: &str) -> Pod {
     p.metadata.name = name.into();
     p.spec.node_name = "n0".into();
     let ann = &mut p.metadata.annotations;
-    ann.insert(ANNOTATION_LOGICAL_SWITCH.into(), subnet.into());
-    ann.insert(ANNOTATION_IP_ADDRESS.into(), ip.into());
-    ann.insert(ANNOTATION_MAC_ADDRESS.into(), mac.into());
+    ann.insert(ANNOTATION_LOGICAL_SWITCH, subnet);
+    ann.insert(ANNOTATION_IP_ADDRESS, ip);
+    ann.insert(ANNOTATION_MAC_ADDRESS, mac);
     p
 }
 
@@ -382,7 +382,7 @@ fn common_changes_are_fast_and_exact() {
     assert!(d.removed.is_empty());
     let mut a2 = a.clone();
     a2.spec.node_name = "n1".into();
-    a2.metadata.annotations.insert("x".into(), "y".into());
+    a2.metadata.annotations.insert("x", "y");
     objects.insert(a2.clone());
     let d = state.upsert_pod(&a2).unwrap();
     let mut moved = valid("a", [10, 0, 0, 2], 2);
@@ -393,7 +393,7 @@ fn common_changes_are_fast_and_exact() {
     );
     assert_eq!(state, validate(&objects));
     let mut a3 = a2.clone();
-    a3.metadata.labels.insert("app".into(), "web".into());
+    a3.metadata.labels.insert("app", "web");
     objects.insert(a3.clone());
     assert!(state.upsert_pod(&a3).unwrap().is_empty());
 

@@ -410,11 +410,11 @@ mod tests {
                 p.spec.node_name = ["n0", "n1", "n2", "n3"][next(4)].into();
                 let ann = &mut p.metadata.annotations;
                 let subnet = ["s0", "s0", "s1", "s2", "s3"][next(5)];
-                ann.insert(ANNOTATION_LOGICAL_SWITCH.into(), subnet.into());
+                ann.insert(ANNOTATION_LOGICAL_SWITCH, subnet);
                 let ip = ["10.0.0.2", "10.0.0.3", "10.0.0.18", "10.0.0.1"][next(4)];
-                ann.insert(ANNOTATION_IP_ADDRESS.into(), ip.into());
+                ann.insert(ANNOTATION_IP_ADDRESS, ip);
                 let mac = format!("00:00:00:00:00:0{}", next(4));
-                ann.insert(ANNOTATION_MAC_ADDRESS.into(), mac);
+                ann.insert(ANNOTATION_MAC_ADDRESS, mac);
                 objects.insert(p.clone());
                 state.upsert_pod(&p)
             };

@@ -26,8 +26,8 @@ pub use load::{load_json_str, load_path, load_yaml_str, IgnoredObject, LoadError
 pub use objects::{
     Change, CustomInterface, IntOrString, LabelSelector, LabelSelectorRequirement, Node,
     NodeAddress, NodeStatus, Object, ObjectKey, ObjectKind, ObjectMeta, ObjectSet, Pod, PodSpec,
-    PodStatus, ProviderNetwork, ProviderNetworkSpec, StaticRoute, Subnet, SubnetSpec, SubnetStatus,
-    Vlan, VlanSpec, Vpc, VpcSpec,
+    PodStatus, ProviderNetwork, ProviderNetworkSpec, StaticRoute, StringMap, Subnet, SubnetSpec,
+    SubnetStatus, Vlan, VlanSpec, Vpc, VpcSpec,
 };
 pub use validate::{
     u2o_default_ip, validate, ClusterState, GatewayType, NodeInterface, NodeSelector, PodName,

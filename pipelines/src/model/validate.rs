@@ -17,8 +17,8 @@ use super::addr::{
 };
 use super::incremental::PodIndex;
 use super::objects::{
-    LabelSelector, Node, Object, ObjectKey, ObjectKind, ObjectSet, Pod, ProviderNetwork, Subnet,
-    Vlan, Vpc,
+    LabelSelector, Node, Object, ObjectKey, ObjectKind, ObjectSet, Pod, ProviderNetwork, StringMap,
+    Subnet, Vlan, Vpc,
 };
 
 /// The VPC of subnets whose `spec.vpc` is empty; it exists without a Vpc object.
@@ -83,7 +83,7 @@ pub struct ValidNode {
     /// The first IPv4 `InternalIP`: the tunnel endpoint.
     pub internal_ip: Ipv4Addr,
     /// For ProviderNetwork `nodeSelector`s.
-    pub labels: BTreeMap<String, String>,
+    pub labels: StringMap,
     /// IPv4 of the node's `ovn0` join port (node annotation `ovn.kubernetes.io/ip_address`).
     pub join_ip: Option<Ipv4Addr>,
     /// MAC of `ovn0` (node annotation `ovn.kubernetes.io/mac_address`).
@@ -110,21 +110,23 @@ pub struct SelectorRequirement {
 /// A validated label selector (Kubernetes semantics: all terms must hold; empty matches all).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeSelector {
-    pub match_labels: BTreeMap<String, String>,
+    pub match_labels: StringMap,
     pub match_expressions: Vec<SelectorRequirement>,
 }
 
 impl NodeSelector {
     /// Whether a node with these labels is selected.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches(&self, labels: &StringMap) -> bool {
         self.match_labels
             .iter()
             .all(|(k, v)| labels.get(k) == Some(v))
             && self.match_expressions.iter().all(|r| {
                 let value = labels.get(&r.key);
                 match r.operator {
-                    SelectorOperator::In => value.is_some_and(|v| r.values.contains(v)),
-                    SelectorOperator::NotIn => !value.is_some_and(|v| r.values.contains(v)),
+                    SelectorOperator::In => value.is_some_and(|v| r.values.iter().any(|x| x == v)),
+                    SelectorOperator::NotIn => {
+                        !value.is_some_and(|v| r.values.iter().any(|x| x == v))
+                    }
                     SelectorOperator::Exists => value.is_some(),
                     SelectorOperator::DoesNotExist => value.is_none(),
                 }
@@ -155,7 +157,7 @@ pub struct ValidProviderNetwork {
 impl ValidProviderNetwork {
     /// Whether the network is set up on this node: with a `nodeSelector`, iff it matches
     /// (`excludeNodes` is then ignored, as in Kube-OVN); otherwise iff not excluded.
-    pub fn includes_node(&self, node: &str, labels: &BTreeMap<String, String>) -> bool {
+    pub fn includes_node(&self, node: &str, labels: &StringMap) -> bool {
         match &self.node_selector {
             Some(sel) => sel.matches(labels),
             None => !self.exclude_nodes.contains(node),
@@ -164,7 +166,7 @@ impl ValidProviderNetwork {
 
     /// The NIC to bridge on this node (first `customInterfaces` entry naming the node, else
     /// `defaultInterface`), or `None` when the node is not included.
-    pub fn interface_for(&self, node: &str, labels: &BTreeMap<String, String>) -> Option<&str> {
+    pub fn interface_for(&self, node: &str, labels: &StringMap) -> Option<&str> {
         if !self.includes_node(node, labels) {
             return None;
         }
@@ -1372,7 +1374,6 @@ fn bound_annotations(pod: &Pod) -> Option<Bound<'_>> {
         pod.metadata
             .annotations
             .get(k)
-            .map(String::as_str)
             .filter(|v| !v.trim().is_empty())
     };
     let b = Bound {
@@ -1774,18 +1775,14 @@ mod tests {
 
     #[test]
     fn selector_semantics() {
-        let labels: BTreeMap<String, String> = [
-            ("zone".to_owned(), "a".to_owned()),
-            ("gw".to_owned(), "".to_owned()),
-        ]
-        .into();
+        let labels: StringMap = [("zone", "a"), ("gw", "")].into_iter().collect();
         let req = |key: &str, operator, values: &[&str]| SelectorRequirement {
             key: key.into(),
             operator,
             values: values.iter().map(|s| s.to_string()).collect(),
         };
         let sel = |e: Vec<SelectorRequirement>| NodeSelector {
-            match_labels: BTreeMap::new(),
+            match_labels: StringMap::new(),
             match_expressions: e,
         };
         assert!(sel(vec![]).matches(&labels));
@@ -1795,7 +1792,7 @@ mod tests {
         assert!(sel(vec![req("gw", SelectorOperator::Exists, &[])]).matches(&labels));
         assert!(!sel(vec![req("gw", SelectorOperator::DoesNotExist, &[])]).matches(&labels));
         let ml = NodeSelector {
-            match_labels: [("zone".to_owned(), "b".to_owned())].into(),
+            match_labels: [("zone", "b")].into_iter().collect(),
             match_expressions: vec![],
         };
         assert!(!ml.matches(&labels));
