@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flowlib::client::ensure_tlv_maps;
@@ -35,6 +37,8 @@ use crate::state::StateWatcher;
 
 /// The longest one resync or delta may take before the connection is given up and redone.
 const SWITCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often flows are compared by dump on a switch without a flow monitor.
+const DRIFT_CHECK_PERIOD: Duration = Duration::from_secs(60);
 
 pub const USAGE: &str = "kovs-agent run --node NAME --state PATH... [--ovs-rundir DIR] [--ovsdb unix:PATH] [--bridge br-int] [--datapath system|netdev] [--tunnel-type geneve|vxlan|stt] [--encap-ip IP] [--metrics-addr ADDR] [--status-file PATH]";
 
@@ -194,8 +198,10 @@ struct Bridge {
     /// A full resync is due (new connection, drift seen).
     resync_at: Option<Instant>,
     synced_once: bool,
-    /// A flow monitor runs on the current connection.
+    /// A flow monitor was requested on the current connection.
     monitoring: bool,
+    /// The switch refused the flow monitor: drift is found by the periodic comparison.
+    monitor_refused: Arc<AtomicBool>,
 }
 
 async fn agent(cfg: Config) -> Result<(), String> {
@@ -284,7 +290,12 @@ async fn agent(cfg: Config) -> Result<(), String> {
     let mut node_port = NodePortSync::default();
 
     let mut tick = tokio::time::interval(Duration::from_millis(50));
-    let mut periodic = tokio::time::interval(Duration::from_secs(60));
+    // Not `interval`: its first tick is immediate, which would dump every flow again right
+    // after the start-up resync.
+    let mut periodic = tokio::time::interval_at(
+        tokio::time::Instant::now() + DRIFT_CHECK_PERIOD,
+        DRIFT_CHECK_PERIOD,
+    );
     let mut provider_retry = tokio::time::interval(Duration::from_secs(5));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
@@ -314,7 +325,9 @@ async fn agent(cfg: Config) -> Result<(), String> {
             _ = periodic.tick() => {
                 // Drift check for switches without a flow monitor: compare by dump.
                 for b in bridges.values_mut() {
-                    b.resync_at.get_or_insert_with(Instant::now);
+                    if !b.monitoring || b.monitor_refused.load(Ordering::Relaxed) {
+                        b.resync_at.get_or_insert_with(Instant::now);
+                    }
                 }
             }
             ev = iface_watch.next() => {
@@ -387,6 +400,8 @@ async fn agent(cfg: Config) -> Result<(), String> {
             };
             if !b.monitoring {
                 b.monitoring = true;
+                b.monitor_refused.store(false, Ordering::Relaxed);
+                let refused = b.monitor_refused.clone();
                 let c = conn.clone();
                 tokio::spawn(async move {
                     // Drift: be told when anyone else changes flows.
@@ -395,6 +410,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
                     encode_flow_monitor_request(1, flags, 255, &Match::new(), 0, &mut req);
                     if let Err(e) = c.multipart(req).await {
                         warn!("flow monitor not available ({e}); drift is found by the periodic check");
+                        refused.store(true, Ordering::Relaxed);
                     }
                 });
             }
@@ -807,6 +823,7 @@ fn connect_bridge(
             resync_at: None,
             synced_once: false,
             monitoring: false,
+            monitor_refused: Arc::new(AtomicBool::new(false)),
         },
     );
     Ok(())

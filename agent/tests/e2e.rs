@@ -349,6 +349,19 @@ fn agent_restart_is_hitless_and_vswitchd_restart_recovers() {
         log.contains("adds=0 modifies=0 deletes=0"),
         "the restarted agent re-sent flows:\n{log}"
     );
+    // One dump per bridge at start-up; with the flow monitor on, none after it.
+    let mut resynced: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" resynced "))
+        .filter_map(|l| l.split("bridge=").nth(1)?.split_whitespace().next())
+        .collect();
+    let n = resynced.len();
+    resynced.sort_unstable();
+    resynced.dedup();
+    assert!(
+        n >= 1 && resynced.len() == n,
+        "a bridge was dumped more than once:\n{log}"
+    );
     let after = c.topo.node("node1").sandbox().dump_flows("br-int").unwrap();
     assert_eq!(before, after, "flows changed across the restart");
 
