@@ -4,6 +4,10 @@
 # `kovs-bench pod-latency`, whose pods are internal ports too.
 #   bench/scripts/port-add-stall.sh [N...]      (default: 50 400)
 set -euo pipefail
+# The internal ports become tap devices: keep them out of the host's namespace.
+if [ -z "${KOVS_STALL_NETNS:-}" ]; then
+    KOVS_STALL_NETNS=1 exec unshare --net -- "$0" "$@"
+fi
 D=$(mktemp -d /tmp/kovs-stall-XXXX)
 cleanup() {
     for p in "$D"/vs.pid "$D"/db.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
