@@ -390,15 +390,8 @@ pub fn pod_latency(pods: usize, samples: usize) -> Result<serde_json::Value, Str
         encode_flow_monitor_request(7, monitor_flags::ADD, 0, &Match::new(), 0, &mut req);
         conn.multipart(req).await.map_err(|e| format!("flow monitor: {e}"))?;
         for j in 0..samples {
-            let name = format!("lp{j}");
             let iface_id = format!("pod-{}.default", pods + j);
-            let ops = serde_json::json!([
-                {"op": "insert", "table": "Interface", "row": {"name": name, "type": "internal",
-                    "external_ids": ["map", [["iface-id", iface_id]]]}, "uuid-name": "i"},
-                {"op": "insert", "table": "Port", "row": {"name": name, "interfaces": ["named-uuid", "i"]}, "uuid-name": "p"},
-                {"op": "mutate", "table": "Bridge", "where": [["name", "==", "br-int"]],
-                    "mutations": [["ports", "insert", ["set", [["named-uuid", "p"]]]]]}
-            ]);
+            let ops = add_internal_port_ops("br-int", &format!("lp{j}"), &iface_id);
             let t0 = Instant::now();
             let db2 = db.clone();
             tokio::task::spawn_blocking(move || ovsdb_transact(&db2, ops)).await.map_err(|e| e.to_string())??;
@@ -430,6 +423,99 @@ pub fn pod_latency(pods: usize, samples: usize) -> Result<serde_json::Value, Str
         "p50_ms": round(pick(0.5), 2),
         "p99_ms": round(pick(0.99), 2),
         "max_ms": round(pick(1.0), 2),
+    }))
+}
+
+/// One OVSDB transaction adding an internal port bound to `iface_id` (as a CNI binds a pod).
+fn add_internal_port_ops(bridge: &str, name: &str, iface_id: &str) -> serde_json::Value {
+    serde_json::json!([
+        {"op": "insert", "table": "Interface", "row": {"name": name, "type": "internal",
+            "external_ids": ["map", [["iface-id", iface_id]]]}, "uuid-name": "i"},
+        {"op": "insert", "table": "Port", "row": {"name": name, "interfaces": ["named-uuid", "i"]}, "uuid-name": "p"},
+        {"op": "mutate", "table": "Bridge", "where": [["name", "==", bridge]],
+            "mutations": [["ports", "insert", ["set", [["named-uuid", "p"]]]]]}
+    ])
+}
+
+/// `kovs-bench port-add-stall --ports N [--samples K]`: no agent runs. On a userspace-datapath
+/// bridge already holding N internal ports, one more is added (one OVSDB transaction) and a
+/// barrier round trip is polled for 80 ms; the worst one is how long ovs-vswitchd's OpenFlow
+/// channel stalled. This is the floor under `pod-latency`, whose pods are internal ports too.
+pub fn port_add_stall(ports: usize, samples: usize) -> Result<serde_json::Value, String> {
+    let samples = samples.max(1);
+    let sb = OvsSandbox::start(SandboxOptions {
+        netns: true,
+        bridges: vec!["br-int".into()],
+    })
+    .map_err(|e| e.to_string())?;
+    let names: Vec<String> = (0..ports).map(|i| format!("lp{i}")).collect();
+    let mut args: Vec<&str> = Vec::new();
+    for n in &names {
+        args.extend([
+            "--",
+            "add-port",
+            "br-int",
+            n,
+            "--",
+            "set",
+            "interface",
+            n,
+            "type=internal",
+        ]);
+    }
+    if !args.is_empty() {
+        sb.vsctl(&args).map_err(|e| e.to_string())?;
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let db = sb.db_sock();
+    let (idle, mut stalls) = rt.block_on(async {
+        let conn = Connection::connect(&sb.mgmt_target("br-int"), ConnOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let barrier_ms = || async {
+            let t = Instant::now();
+            conn.barrier().await.map_err(|e| e.to_string())?;
+            Ok::<f64, String>(t.elapsed().as_secs_f64() * 1e3)
+        };
+        let mut idle = Vec::with_capacity(50);
+        for _ in 0..50 {
+            idle.push(barrier_ms().await?);
+        }
+        let mut stalls = Vec::with_capacity(samples);
+        for k in 0..samples {
+            let ops = add_internal_port_ops("br-int", &format!("x{k}"), &format!("x{k}.bench"));
+            let db2 = db.clone();
+            tokio::task::spawn_blocking(move || ovsdb_transact(&db2, ops))
+                .await
+                .map_err(|e| e.to_string())??;
+            let (t0, mut worst) = (Instant::now(), 0f64);
+            while t0.elapsed() < Duration::from_millis(80) {
+                worst = worst.max(barrier_ms().await?);
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            stalls.push(worst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok::<_, String>((idle, stalls))
+    })?;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        v[v.len() / 2]
+    };
+    let mut idle = idle;
+    let idle_ms = median(&mut idle);
+    let stall_p50 = median(&mut stalls);
+    Ok(serde_json::json!({
+        "bench": "port-add-stall",
+        "ports": ports,
+        "samples": stalls.len(),
+        "idle_barrier_ms": round(idle_ms, 3),
+        "stall_p50_ms": round(stall_p50, 1),
+        "stall_max_ms": round(stalls[stalls.len() - 1], 1),
     }))
 }
 

@@ -13,6 +13,8 @@ const USAGE: &str = "usage:
   kovs-bench delta [--flows N] [--change-pct P]
   kovs-bench restart [--flows N]
   kovs-bench pod-latency [--pods N] [--samples N]
+  kovs-bench port-add-stall [--ports N] [--samples N]
+  kovs-bench memory [--flows N]
   kovs-bench compile [--pods N] [--nodes N] [--subnets N]
 ";
 
@@ -63,6 +65,9 @@ fn main() {
         ),
         "pod-latency" => {
             agent_bench::pod_latency(num(&f, "pods", 10_000)?, num(&f, "samples", 200)?)
+        }
+        "port-add-stall" => {
+            agent_bench::port_add_stall(num(&f, "ports", 400)?, num(&f, "samples", 10)?)
         }
         "install" => install_bench::run(num(&f, "flows", 100_000)?, num(&f, "runs", 3)?),
         "encode" => encode_bench::run(num(&f, "flows", 1_000_000)?),
