@@ -1069,8 +1069,8 @@ pub fn parse_ping(text: &str) -> Option<PingStats> {
     answered.dedup();
     // Sequence numbers start at 1: every number below the highest answered one is a request.
     let lost = match answered.last() {
-        Some(&highest) => highest - answered.len() as u32,
-        None => sent - received.min(sent),
+        Some(&highest) => highest.saturating_sub(answered.len() as u32),
+        None => sent.saturating_sub(received),
     };
     let rtt_ms = text
         .lines()
