@@ -1,14 +1,15 @@
 //! Desired vs installed flows for one bridge, kept equal with atomic bundles.
 //!
 //! What is installed is learned from a dump when a connection comes up (so a restarted agent
-//! sends only the difference), then tracked: each change of the desired set is sent as its
-//! delta. Only flows whose cookie carries kovs's mark are ever read, changed or deleted.
+//! sends only the difference) and dropped once the switch holds the desired set; from then on
+//! each change of the desired set is sent as its delta. Only flows whose cookie carries kovs's
+//! mark are ever read, changed or deleted.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use flowlib::batch::Batch;
-use flowlib::client::dump_flows;
+use flowlib::client::dump_flows_with;
 use flowlib::conn::{BundleOptions, Connection, OfError};
 use flowlib::wire::flow::FlowModCommand;
 use pipelines::flowset::BridgeId;
@@ -27,6 +28,8 @@ pub struct FlowError {
 /// What one sync did.
 #[derive(Debug, Default, Clone)]
 pub struct SyncReport {
+    /// Flows found on the switch before a full sync.
+    pub installed_before: usize,
     pub adds: usize,
     pub modifies: usize,
     pub deletes: usize,
@@ -46,10 +49,6 @@ impl SyncReport {
 pub struct BridgeSync {
     pub bridge: BridgeId,
     pub name: String,
-    /// What is installed (kovs-cookie flows only), held only during a resync: afterwards the
-    /// switch holds exactly the desired set, which the compiler keeps anyway, so a second copy
-    /// would only cost memory (the next resync dumps again).
-    pub installed: FlowSet,
     /// Objects whose flows the switch rejected: left out until their flows change.
     pub failed_objects: HashSet<u64>,
 }
@@ -59,34 +58,37 @@ impl BridgeSync {
         BridgeSync {
             bridge,
             name: name.to_string(),
-            installed: FlowSet::new(),
             failed_objects: HashSet::new(),
         }
     }
 
-    /// Reads what is installed (kovs's cookies only) into `installed`.
-    pub async fn load_installed(&mut self, conn: &Connection) -> Result<usize, String> {
-        let stats = dump_flows(conn, 255, COOKIE_MAGIC << 56, COOKIE_OWNER_MASK)
-            .await
-            .map_err(|e| format!("{}: dumping flows: {e}", self.name))?;
-        let mut set = FlowSet::with_capacity(stats.len());
+    /// Reads what is installed (kovs's cookies only).
+    pub async fn load_installed(&self, conn: &Connection) -> Result<FlowSet, String> {
+        let mut set = FlowSet::new();
         let mut scratch = Vec::with_capacity(256);
-        for s in &stats {
+        dump_flows_with(conn, 255, COOKIE_MAGIC << 56, COOKIE_OWNER_MASK, |s| {
             set.insert(CompactFlow::new(self.bridge, &s.flow, &mut scratch));
-        }
-        self.installed = set;
-        Ok(stats.len())
+        })
+        .await
+        .map_err(|e| format!("{}: dumping flows: {e}", self.name))?;
+        Ok(set)
     }
 
     /// Makes the switch hold exactly `desired` (this bridge's part of it): the full resync.
+    /// What was installed is dumped, diffed and dropped: afterwards the switch holds the desired
+    /// set, which the compiler can produce again, so a copy would only cost memory.
     pub async fn sync_full(
         &mut self,
         conn: &Connection,
         desired: &FlowSet,
     ) -> Result<SyncReport, String> {
-        let mine = subset(desired, self.bridge);
-        let delta = self.installed.diff(&mine);
-        self.send(conn, delta).await
+        let installed = self.load_installed(conn).await?;
+        let delta = installed.diff_bridge(desired, self.bridge);
+        let installed_before = installed.len();
+        drop(installed);
+        let mut r = self.send(conn, delta).await?;
+        r.installed_before = installed_before;
+        Ok(r)
     }
 
     /// Sends a delta of the desired set (this bridge's part of it).
@@ -128,9 +130,6 @@ impl BridgeSync {
                 report.adds += delta.add.len();
                 report.modifies += delta.modify.len();
                 report.deletes += delta.delete.len();
-                if !self.installed.is_empty() {
-                    self.installed.apply(&delta);
-                }
                 return Ok(report);
             }
             if outcome.rejected.is_empty() {
@@ -166,15 +165,6 @@ impl BridgeSync {
             self.name
         ))
     }
-}
-
-/// This bridge's flows of a set.
-pub fn subset(set: &FlowSet, bridge: BridgeId) -> FlowSet {
-    let mut out = FlowSet::new();
-    for f in set.iter().filter(|f| f.bridge() == bridge) {
-        out.insert(f.clone());
-    }
-    out
 }
 
 /// The cookie's object part.

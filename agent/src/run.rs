@@ -437,11 +437,10 @@ async fn agent(cfg: Config) -> Result<(), String> {
                         }
                     }
                     tracing::debug!(bridge = %b.sync.name, "dumping installed flows");
-                    let n = b.sync.load_installed(&conn).await?;
-                    let r = b.sync.sync_full(&conn, compiler.flows()).await;
-                    if r.is_ok() {
+                    let r = b.sync.sync_full(&conn, &compiler.flows()).await;
+                    if let Ok(r) = &r {
                         b.resync_at = None;
-                        info!(bridge = %b.sync.name, installed_before = n, "resynced");
+                        info!(bridge = %b.sync.name, installed_before = r.installed_before, "resynced");
                     }
                     r
                 } else {
@@ -491,11 +490,11 @@ async fn agent(cfg: Config) -> Result<(), String> {
             if let Err(e) = vs.remove_other_config("flow-restore-wait").await {
                 warn!("ovsdb: clearing flow-restore-wait: {e}");
             }
-            info!(flows = compiler.flows().len(), "ready");
+            info!(flows = compiler.flow_counts().total(), "ready");
             release_freed_memory();
         }
         if sent_any || ready != ready_reported {
-            update_flow_gauges(&metrics, compiler.flows());
+            update_flow_gauges(&metrics, compiler.flow_counts());
             http_state.set_status(status(&cfg, &compiler, &bridges, &providers, ready));
             ready_reported = ready;
         }
@@ -855,15 +854,9 @@ fn record(metrics: &Metrics, r: &SyncReport, total: Duration) {
 }
 
 /// Flows per pipeline stage, from the desired set (which the switch holds once synced).
-fn update_flow_gauges(metrics: &Metrics, flows: &pipelines::FlowSet) {
-    let mut counts: BTreeMap<Stage, i64> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
-    for f in flows.iter() {
-        if let Some(s) = Stage::from_cookie(f.cookie()) {
-            *counts.entry(s).or_default() += 1;
-        }
-    }
-    for (s, n) in counts {
-        metrics.set_flows(s.name(), n);
+fn update_flow_gauges(metrics: &Metrics, counts: &pipelines::FlowCounts) {
+    for s in Stage::ALL {
+        metrics.set_flows(s.name(), counts.stage(s) as i64);
     }
 }
 
@@ -928,11 +921,11 @@ fn status(
         "node": cfg.node,
         "ready": ready,
         "tunnelType": cfg.tunnel.name(),
-        "flows": compiler.flows().len(),
+        "flows": compiler.flow_counts().total(),
         "bridges": bridges.values().map(|b| serde_json::json!({
             "name": b.sync.name,
             "connected": b.conn.is_some(),
-            "flows": compiler.flows().iter().filter(|f| f.bridge() == b.sync.bridge).count(),
+            "flows": compiler.flow_counts().bridge(b.sync.bridge),
         })).collect::<Vec<_>>(),
         "rejected": compiler.state().errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
         "failedObjects": failed,

@@ -132,9 +132,14 @@ fn flow_mods_in(log: &str) -> u64 {
 }
 
 fn rss_bytes(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS:")
+}
+
+/// A `kB` line of `/proc/PID/status`, in bytes.
+fn status_kb(pid: u32, field: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<u64>().ok())
         .map(|kb| kb * 1024)
@@ -172,6 +177,11 @@ pub fn restart(flows: usize) -> Result<serde_json::Value, String> {
     let ready = second.wait_ready(Duration::from_secs(60))?;
     std::thread::sleep(Duration::from_millis(200));
     let rss = rss_bytes(second.pid());
+    let (anon, file, peak) = (
+        status_kb(second.pid(), "RssAnon:"),
+        status_kb(second.pid(), "RssFile:"),
+        status_kb(second.pid(), "VmHWM:"),
+    );
     let log = second.log_text();
     second.stop();
     let mods = flow_mods_in(&log);
@@ -188,6 +198,9 @@ pub fn restart(flows: usize) -> Result<serde_json::Value, String> {
         "first_start_ready_ms": round(first_ready.as_secs_f64() * 1e3, 1),
         "agent_rss_bytes": rss,
         "rss_bytes_per_flow": round(rss as f64 / n.max(1) as f64, 1),
+        "rss_anon_bytes": anon,
+        "rss_file_bytes": file,
+        "peak_rss_bytes": peak,
     }))
 }
 
@@ -209,7 +222,7 @@ pub fn delta(flows: usize, pct: f64) -> Result<serde_json::Value, String> {
         NodeConfig::new(node_name(0), TunnelType::Geneve),
         cluster(&shape),
     );
-    let old: Vec<String> = bridge0_text(compiler.flows());
+    let old: Vec<String> = bridge0_text(&compiler.flows());
     let n = old.len();
     // Pods on other nodes (three flows each here), spread over the set.
     let want = ((n as f64) * pct / 100.0 / 3.0).round().max(1.0) as usize;
@@ -280,16 +293,16 @@ pub fn delta(flows: usize, pct: f64) -> Result<serde_json::Value, String> {
         Ok::<_, String>((ms, b.len()))
     })?;
     let now = installed_flows(&sb)?;
-    if now != compiler.flows().iter().filter(|f| f.bridge() == 0).count() {
+    let expected = compiler.flow_counts().bridge(0);
+    if now != expected {
         return Err(format!(
-            "kovs: switch holds {now} flows, expected {}",
-            compiler.flows().len()
+            "kovs: switch holds {now} flows, expected {expected}"
         ));
     }
     drop(sb);
 
     // ovs-ofctl replace-flows on another switch holding the same old flows
-    let new = bridge0_text(compiler.flows());
+    let new = bridge0_text(&compiler.flows());
     let sb = OvsSandbox::start(SandboxOptions::default()).map_err(|e| e.to_string())?;
     let write = |name: &str, fl: &[String]| -> Result<String, String> {
         let p = sb.dir().join(name);

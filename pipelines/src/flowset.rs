@@ -251,8 +251,18 @@ impl FlowSet {
 
     /// The delta that turns `self` (installed) into `desired`.
     pub fn diff(&self, desired: &FlowSet) -> Delta {
+        self.diff_where(desired, |_| true)
+    }
+
+    /// The delta that turns `self` (installed on one bridge) into that bridge's part of
+    /// `desired`.
+    pub fn diff_bridge(&self, desired: &FlowSet, bridge: BridgeId) -> Delta {
+        self.diff_where(desired, |f| f.bridge() == bridge)
+    }
+
+    fn diff_where(&self, desired: &FlowSet, wanted: impl Fn(&CompactFlow) -> bool) -> Delta {
         let mut d = Delta::default();
-        for f in desired.iter() {
+        for f in desired.iter().filter(|f| wanted(f)) {
             match self.get(f.key()) {
                 None => d.add.push(f.clone()),
                 Some(old) if old.cookie() != f.cookie() => d.add.push(f.clone()),
@@ -261,7 +271,7 @@ impl FlowSet {
             }
         }
         for f in self.iter() {
-            if desired.get(f.key()).is_none() {
+            if !desired.get(f.key()).is_some_and(&wanted) {
                 d.delete.push(f.clone());
             }
         }
@@ -302,4 +312,48 @@ pub fn diff_lists(old: &[CompactFlow], new: &[CompactFlow]) -> Delta {
         }
     }
     d
+}
+
+/// How many flows the desired set holds, per bridge and pipeline stage: what the agent reports,
+/// kept without keeping the flows themselves.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FlowCounts(std::collections::BTreeMap<(BridgeId, Option<crate::tables::Stage>), usize>);
+
+impl FlowCounts {
+    /// The counts of a whole set.
+    pub fn of(set: &FlowSet) -> FlowCounts {
+        let mut c = FlowCounts::default();
+        for f in set.iter() {
+            c.add(f);
+        }
+        c
+    }
+    fn slot(f: &CompactFlow) -> (BridgeId, Option<crate::tables::Stage>) {
+        (f.bridge(), crate::tables::Stage::from_cookie(f.cookie()))
+    }
+    pub fn add(&mut self, f: &CompactFlow) {
+        *self.0.entry(Self::slot(f)).or_default() += 1;
+    }
+    pub fn remove(&mut self, f: &CompactFlow) {
+        if let Some(n) = self.0.get_mut(&Self::slot(f)) {
+            *n = n.saturating_sub(1);
+        }
+    }
+    pub fn total(&self) -> usize {
+        self.0.values().sum()
+    }
+    pub fn bridge(&self, bridge: BridgeId) -> usize {
+        self.0
+            .iter()
+            .filter(|((b, _), _)| *b == bridge)
+            .map(|(_, n)| n)
+            .sum()
+    }
+    pub fn stage(&self, stage: crate::tables::Stage) -> usize {
+        self.0
+            .iter()
+            .filter(|((_, s), _)| *s == Some(stage))
+            .map(|(_, n)| n)
+            .sum()
+    }
 }

@@ -13,4 +13,4 @@ pub mod tables;
 
 pub use compile::{NodeConfig, Owner, PortMap, TunnelType};
 pub use compiler::{compile_all, Compiler};
-pub use flowset::{CompactFlow, Delta, FlowSet};
+pub use flowset::{CompactFlow, Delta, FlowCounts, FlowSet};
