@@ -252,7 +252,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
 
     // State.
     let mut watcher = StateWatcher::new(&cfg.state);
-    let first = watcher.poll(None).ok_or("state: nothing to load")?;
+    let first = watcher.poll().ok_or("state: nothing to load")?;
     for e in &first.loaded.errors {
         warn!("state: {e}");
         metrics.error("state");
@@ -306,12 +306,12 @@ async fn agent(cfg: Config) -> Result<(), String> {
         let mut port_events = Vec::new();
         tokio::select! {
             _ = tick.tick() => {
-                if let Some(r) = watcher.poll(Some(compiler.objects())) {
+                if let Some(r) = watcher.poll() {
                     for e in &r.loaded.errors {
                         warn!("state: {e}");
                         metrics.error("state");
                     }
-                    changes.extend(r.changes);
+                    changes.extend(compiler.changes_from(&r.loaded.objects));
                 }
             }
             _ = provider_retry.tick() => {

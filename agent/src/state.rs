@@ -1,16 +1,17 @@
-//! `--state` files and directories, watched: when anything under them changes, they are reloaded
-//! and the difference from the previous load becomes object changes for the compiler.
+//! `--state` files and directories, watched: when anything under them changes, they are reloaded;
+//! the compiler turns the difference from what it holds into object changes
+//! ([`pipelines::Compiler::changes_from`]).
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use pipelines::model::{load_path, Change, LoadError, Loaded, ObjectSet};
+use pipelines::model::{load_path, LoadError, Loaded};
 
 /// (path, modified, length) of every file under the watched paths.
 type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
-/// Keeps no copy of the objects: the caller (the compiler) owns them, and a reload is diffed
-/// against what it passes in.
+/// Keeps no copy of the objects: the caller (the compiler) holds the state and diffs a reload
+/// against it.
 pub struct StateWatcher {
     paths: Vec<PathBuf>,
     fingerprint: Fingerprint,
@@ -18,7 +19,6 @@ pub struct StateWatcher {
 
 /// One reload.
 pub struct Reload {
-    pub changes: Vec<Change>,
     pub loaded: Loaded,
 }
 
@@ -50,9 +50,8 @@ impl StateWatcher {
     }
 
     /// Loads everything now (the first time) or when something changed; `None` when nothing
-    /// did. `current` is what the caller holds: the changes turn it into the new load (none on
-    /// the first load, when `current` is `None`).
-    pub fn poll(&mut self, current: Option<&ObjectSet>) -> Option<Reload> {
+    /// did.
+    pub fn poll(&mut self) -> Option<Reload> {
         let mut fp = Vec::new();
         for p in &self.paths {
             walk(p, &mut fp);
@@ -73,32 +72,16 @@ impl StateWatcher {
                 });
             }
         }
-        let changes = current
-            .map(|c| diff(c, &loaded.objects))
-            .unwrap_or_default();
-        Some(Reload { changes, loaded })
+        Some(Reload { loaded })
     }
-}
-
-/// Object changes turning `old` into `new`.
-pub fn diff(old: &ObjectSet, new: &ObjectSet) -> Vec<Change> {
-    let mut v = Vec::new();
-    for (k, o) in new.iter() {
-        if old.get(k) != Some(o) {
-            v.push(Change::Apply(o.clone()));
-        }
-    }
-    for (k, _) in old.iter() {
-        if new.get(k).is_none() {
-            v.push(Change::Delete(k.clone()));
-        }
-    }
-    v
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use pipelines::model::{Change, ObjectSet};
+    use pipelines::{Compiler, NodeConfig, TunnelType};
 
     #[test]
     fn reload_yields_only_the_difference() {
@@ -114,10 +97,13 @@ mod tests {
         )
         .unwrap();
         let mut w = StateWatcher::new(&[dir.display().to_string()]);
-        let r = w.poll(Some(&ObjectSet::new())).unwrap();
-        assert_eq!(r.changes.len(), 2);
-        let held = r.loaded.objects;
-        assert!(w.poll(Some(&held)).is_none(), "nothing changed");
+        let cfg = NodeConfig::new("n1", TunnelType::Geneve);
+        let mut compiler = Compiler::new(cfg, ObjectSet::new());
+        let r = w.poll().unwrap();
+        let changes = compiler.changes_from(&r.loaded.objects);
+        assert_eq!(changes.len(), 2);
+        compiler.apply(changes);
+        assert!(w.poll().is_none(), "nothing changed");
         // Same length, other content: mtime changes.
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(
@@ -125,10 +111,10 @@ mod tests {
             format!("{}---\n{}", node("n1", "10.0.0.1"), node("n3", "10.0.0.3")),
         )
         .unwrap();
-        let r = w.poll(Some(&held)).unwrap();
-        assert_eq!(r.changes.len(), 2, "n3 applied, n2 deleted");
-        assert!(r
-            .changes
+        let r = w.poll().unwrap();
+        let changes = compiler.changes_from(&r.loaded.objects);
+        assert_eq!(changes.len(), 2, "n3 applied, n2 deleted");
+        assert!(changes
             .iter()
             .any(|c| matches!(c, Change::Delete(k) if k.name == "n2")));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -4,7 +4,12 @@
 use crate::compile::{emit_all, emit_owner, emit_pod, Bridges, Emitter, NodeConfig, Owner, Plan};
 use crate::flowset::{CompactFlow, Delta, FlowCounts, FlowSet};
 use crate::ids::object_id;
-use crate::model::{validate, Change, ClusterState, Object, ObjectKind, ObjectSet};
+use std::collections::BTreeMap;
+
+use crate::model::{
+    pod_is_bound, pod_values, validate, validate_with, Change, ClusterState, Object, ObjectKey,
+    ObjectKind, ObjectSet, PodName, ValidPod,
+};
 
 /// Compiles every flow of `state` for the node in `cfg`.
 pub fn compile_all(
@@ -30,8 +35,14 @@ pub fn compile_all(
 /// (one owner's flows on the pod path, everything on the full path), and the whole set is
 /// compiled again only when someone needs it ([`Compiler::flows`]: a resync, `compile`).
 /// At 100k flows that saves ~11 MB of encodings, for a second compile on the full path.
+///
+/// Likewise it keeps raw objects only where the validated state cannot stand for them: every
+/// object but the pods, and the pods whose own fields are malformed. A pod whose fields parse is
+/// known by its values in the state ([`ClusterState::parsed_pod`]), which is all validation
+/// reads of it ([`validate_with`]); that is nearly every pod, and pods are nearly every object.
 pub struct Compiler {
     cfg: NodeConfig,
+    /// Raw objects the state cannot stand for (see above).
     objects: ObjectSet,
     state: ClusterState,
     plan: Plan,
@@ -41,8 +52,9 @@ pub struct Compiler {
 
 impl Compiler {
     /// Validates and compiles `objects` for the node in `cfg`.
-    pub fn new(cfg: NodeConfig, objects: ObjectSet) -> Compiler {
+    pub fn new(cfg: NodeConfig, mut objects: ObjectSet) -> Compiler {
         let state = validate(&objects);
+        objects.retain(needs_raw);
         let plan = Plan::new(&state, &cfg);
         let mut bridges = Bridges::new("br-int");
         let counts = FlowCounts::of(&compile_all(&state, &plan, &cfg, &mut bridges));
@@ -65,8 +77,39 @@ impl Compiler {
     pub fn plan(&self) -> &Plan {
         &self.plan
     }
-    pub fn objects(&self) -> &ObjectSet {
-        &self.objects
+    /// The changes that turn what the compiler holds into `new` (a full reload of the
+    /// state): objects added, changed as far as the dataplane can tell, and deleted. A pod that
+    /// changed only in fields kovs does not read (labels, status) is no change.
+    pub fn changes_from(&self, new: &ObjectSet) -> Vec<Change> {
+        let mut v = Vec::new();
+        for (k, o) in new.iter() {
+            let same = match o {
+                Object::Pod(p) => {
+                    let held = self.state.parsed_pod(&pod_name(k));
+                    match pod_values(k, p) {
+                        Some(values) => held == Some(&values),
+                        None if !pod_is_bound(p) => held.is_none() && !self.objects.contains(k),
+                        None => self.objects.get(k) == Some(o),
+                    }
+                }
+                _ => self.objects.get(k) == Some(o),
+            };
+            if !same {
+                v.push(Change::Apply(o.clone()));
+            }
+        }
+        for (k, _) in self.objects.iter() {
+            if !new.contains(k) {
+                v.push(Change::Delete(k.clone()));
+            }
+        }
+        for (n, _) in self.state.parsed_pods() {
+            let k = ObjectKey::pod(n.namespace.as_str(), n.name.as_str());
+            if !new.contains(&k) {
+                v.push(Change::Delete(k));
+            }
+        }
+        v
     }
     /// The whole desired flow set, compiled now (the compiler keeps only its counts).
     pub fn flows(&self) -> FlowSet {
@@ -96,10 +139,11 @@ impl Compiler {
             return delta;
         }
         let old = self.flows();
+        let mut parsed = self.parsed_pods();
         for c in changes {
-            self.objects.apply(c);
+            self.store(c, &mut parsed);
         }
-        self.recompile(old)
+        self.recompile(old, &parsed)
     }
 
     /// A pod's port appeared (`Some(ofport)`), moved, or went away (`None`).
@@ -132,7 +176,8 @@ impl Compiler {
     pub fn set_config(&mut self, cfg: NodeConfig) -> Delta {
         let old = self.flows();
         self.cfg = cfg;
-        self.recompile(old)
+        let parsed = self.parsed_pods();
+        self.recompile(old, &parsed)
     }
 
     fn emit(&mut self, owner: &Owner) -> Vec<CompactFlow> {
@@ -158,9 +203,64 @@ impl Compiler {
         crate::flowset::diff_lists(old, new)
     }
 
+    /// The pods the state knows by value, to validate again without their objects.
+    fn parsed_pods(&self) -> BTreeMap<PodName, ValidPod> {
+        self.state
+            .parsed_pods()
+            .map(|(n, p)| (n.clone(), p.clone()))
+            .collect()
+    }
+
+    /// Records a change for the full path: in `objects`, or for a pod whose fields parse, in
+    /// `parsed` (the pod values the next validation takes).
+    fn store(&mut self, c: Change, parsed: &mut BTreeMap<PodName, ValidPod>) {
+        match c {
+            Change::Apply(Object::Pod(p)) => {
+                let key = p.key();
+                let name = pod_name(&key);
+                parsed.remove(&name);
+                match pod_values(&key, &p) {
+                    Some(values) => {
+                        parsed.insert(name, values);
+                        self.objects.remove(&key);
+                    }
+                    None if !pod_is_bound(&p) => {
+                        self.objects.remove(&key);
+                    }
+                    None => {
+                        self.objects.insert(p);
+                    }
+                }
+            }
+            Change::Delete(k) if k.kind == ObjectKind::Pod => {
+                parsed.remove(&pod_name(&k));
+                self.objects.remove(&k);
+            }
+            c => {
+                self.objects.apply(c);
+            }
+        }
+    }
+
+    /// Records a pod change the state already took incrementally: only a malformed pod's
+    /// object is kept.
+    fn store_pod(&mut self, c: &Change) {
+        match c {
+            Change::Apply(o) if needs_raw(&o.key(), o) => {
+                self.objects.insert(o.clone());
+            }
+            Change::Apply(o) => {
+                self.objects.remove(&o.key());
+            }
+            Change::Delete(k) => {
+                self.objects.remove(k);
+            }
+        }
+    }
+
     /// Full path: revalidate, recompile, diff against `old` (the flows before the change).
-    fn recompile(&mut self, old: FlowSet) -> Delta {
-        self.state = validate(&self.objects);
+    fn recompile(&mut self, old: FlowSet, parsed: &BTreeMap<PodName, ValidPod>) -> Delta {
+        self.state = validate_with(&self.objects, parsed);
         self.plan = Plan::new(&self.state, &self.cfg);
         let new = compile_all(&self.state, &self.plan, &self.cfg, &mut self.bridges);
         self.counts = FlowCounts::of(&new);
@@ -189,14 +289,15 @@ impl Compiler {
             let Some(pd) = pd else {
                 // Undecidable here: apply the rest and recompile everything.
                 let old = self.flows();
+                let mut parsed = self.parsed_pods();
                 for c in &changes[i..] {
-                    self.objects.apply(c.clone());
+                    self.store(c.clone(), &mut parsed);
                 }
-                let d = self.recompile(old);
+                let d = self.recompile(old, &parsed);
                 total.compose(d);
                 return Some(total);
             };
-            self.objects.apply(c.clone());
+            self.store_pod(c);
             let mut old = Vec::new();
             let mut new = Vec::new();
             for p in &pd.removed {
@@ -219,5 +320,21 @@ impl Compiler {
             total.compose(d);
         }
         Some(total)
+    }
+}
+
+/// Whether the compiler must keep this object itself: a pod only when its own fields are
+/// malformed (the state knows the others by value, or they are not on the dataplane).
+fn needs_raw(key: &ObjectKey, o: &Object) -> bool {
+    match o {
+        Object::Pod(p) => pod_is_bound(p) && pod_values(key, p).is_none(),
+        _ => true,
+    }
+}
+
+fn pod_name(key: &ObjectKey) -> PodName {
+    PodName {
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
     }
 }

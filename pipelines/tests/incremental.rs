@@ -2,7 +2,9 @@
 //! applying every returned delta to the starting flow set gives exactly the full compile of
 //! the final state.
 
-use pipelines::model::{load_yaml_str, Change, Object, ObjectKey, ObjectKind, ObjectSet};
+use pipelines::model::{
+    load_yaml_str, validate, Change, Object, ObjectKey, ObjectKind, ObjectSet,
+};
 use pipelines::{Compiler, FlowSet, NodeConfig, TunnelType};
 use proptest::prelude::*;
 
@@ -46,6 +48,10 @@ enum Op {
     DelPod {
         idx: u8,
     },
+    /// A pod whose own fields are malformed (its MAC), which the compiler keeps as an object.
+    AddBadPod {
+        idx: u8,
+    },
     AddSubnet {
         idx: u8,
         gw_host: u8,
@@ -63,6 +69,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0u8..20, 0u8..3, 0u8..4, 2u8..40).prop_map(|(idx, node, subnet, host)| Op::AddPod { idx, node, subnet, host }),
         3 => (0u8..20).prop_map(|idx| Op::DelPod { idx }),
+        1 => (0u8..20).prop_map(|idx| Op::AddBadPod { idx }),
         1 => (0u8..2, 1u8..3).prop_map(|(idx, gw_host)| Op::AddSubnet { idx, gw_host }),
         1 => (0u8..2).prop_map(|idx| Op::DelSubnet { idx }),
         1 => (0u8..3, 1u8..9).prop_map(|(node, last)| Op::MoveNode { node, last }),
@@ -97,6 +104,13 @@ fn to_change(op: &Op) -> Change {
             )))
         }
         Op::DelPod { idx } => Change::Delete(ObjectKey::pod("default", format!("gen-{idx}"))),
+        Op::AddBadPod { idx } => Change::Apply(one(&pod_yaml(
+            &format!("gen-{idx}"),
+            "node1",
+            "extra0",
+            "10.30.0.9",
+            "not-a-mac",
+        ))),
         Op::AddSubnet { idx, gw_host } => {
             let cidr = format!("10.{}.0.0/24", 30 + idx);
             let gw = format!("10.{}.0.{gw_host}", 30 + idx);
@@ -135,6 +149,8 @@ proptest! {
         }
         let mut objects = base_objects();
         let mut compiler = Compiler::new(cfg.clone(), objects.clone());
+        // Fed by reloads: the whole object set each time, diffed by the compiler.
+        let mut reloaded = Compiler::new(cfg.clone(), objects.clone());
         let mut mirror = compiler.flows().clone();
         for chunk in ops.chunks(batch) {
             let changes: Vec<Change> = chunk.iter().map(to_change).collect();
@@ -147,6 +163,15 @@ proptest! {
             let diff = mirror.diff(&expected);
             prop_assert!(diff.is_empty(), "after {:?}: mirror differs from full compile: {:?}", chunk, diff);
             prop_assert_eq!(compiler.flows().len(), expected.len());
+            prop_assert_eq!(compiler.flow_counts().total(), expected.len());
+            // Without most pod objects, the compiler's state is still the validation of all.
+            let validated = validate(&objects);
+            prop_assert_eq!(compiler.state(), &validated);
+            prop_assert!(compiler.changes_from(&objects).is_empty(), "{:?}", compiler.changes_from(&objects));
+            let changes = reloaded.changes_from(&objects);
+            reloaded.apply(changes);
+            prop_assert_eq!(reloaded.state(), &validated);
+            prop_assert!(reloaded.flows().diff(&expected).is_empty());
         }
     }
 }

@@ -69,6 +69,10 @@ pub(super) struct PodIndex {
     pub claimants: Claimants,
     /// The pods that passed their own rules but lost an address (the others are in `pods`).
     pub duplicates: BTreeMap<PodName, ValidPod>,
+    /// The pods whose own fields parse but which the rest of the cluster rejects (an unknown
+    /// subnet or node, an IP outside the CIDR...): kept as values, so that a consumer need not
+    /// keep their raw objects to decide them again ([`super::validate_with`]).
+    pub parked: BTreeMap<PodName, ValidPod>,
     /// Whether some pod's namespace contains '/': pod errors then can't be located by their
     /// `namespace/name`, so incremental changes are refused.
     pub odd_namespaces: bool,
@@ -280,9 +284,18 @@ impl ClusterState {
         let mut delta = PodDelta::default();
         let (new, mut new_errors) = match verdict {
             PodVerdict::Unbound => (None, Vec::new()),
-            PodVerdict::Invalid(errors) => (None, errors),
+            PodVerdict::Invalid(errors, values) => {
+                match values {
+                    Some(v) => self.index.parked.insert(name.clone(), v),
+                    None => self.index.parked.remove(&name),
+                };
+                (None, errors)
+            }
             PodVerdict::Candidate(p) => (Some(p), Vec::new()),
         };
+        if new.is_some() || new_errors.is_empty() {
+            self.index.parked.remove(&name);
+        }
         for (n, errors) in decided {
             if n == name {
                 new_errors = errors;

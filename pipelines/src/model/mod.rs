@@ -30,7 +30,7 @@ pub use objects::{
     SubnetStatus, Vlan, VlanSpec, Vpc, VpcSpec,
 };
 pub use validate::{
-    u2o_default_ip, validate, ClusterState, GatewayType, NodeInterface, NodeSelector, PodName,
+    pod_is_bound, pod_values, u2o_default_ip, validate, validate_with, ClusterState, GatewayType, NodeInterface, NodeSelector, PodName,
     RoutePolicy, SelectorOperator, SelectorRequirement, SubnetMode, U2o, U2oSource, ValidNode,
     ValidPod, ValidProviderNetwork, ValidStaticRoute, ValidSubnet, ValidVlan, ValidVpc,
     ValidationError, VlanBinding, ANNOTATION_IP_ADDRESS, ANNOTATION_LOGICAL_SWITCH,

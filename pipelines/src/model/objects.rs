@@ -663,6 +663,11 @@ impl ObjectSet {
         }
     }
 
+    /// Keeps only the objects `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&ObjectKey, &Object) -> bool) {
+        self.objects.retain(|k, o| keep(k, o));
+    }
+
     /// The object with this key.
     pub fn get(&self, key: &ObjectKey) -> Option<&Object> {
         self.objects.get(key)

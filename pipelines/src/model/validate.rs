@@ -455,6 +455,23 @@ impl ClusterState {
         self.subnets.values().filter(move |s| s.vpc == vpc)
     }
 
+    /// A pod whose own fields parse, by key: valid, holding no address (a duplicate), or
+    /// rejected by the rest of the cluster. What [`validate_with`] takes instead of its object.
+    pub fn parsed_pod(&self, name: &PodName) -> Option<&ValidPod> {
+        self.pods
+            .get(name)
+            .or_else(|| self.index.duplicates.get(name))
+            .or_else(|| self.index.parked.get(name))
+    }
+
+    /// Every pod [`ClusterState::parsed_pod`] knows, unordered.
+    pub fn parsed_pods(&self) -> impl Iterator<Item = (&PodName, &ValidPod)> {
+        self.pods
+            .iter()
+            .chain(&self.index.duplicates)
+            .chain(&self.index.parked)
+    }
+
     /// The pods on a node, by namespace/name.
     pub fn pods_on_node<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a ValidPod> + 'a {
         self.pods.values().filter(move |p| p.node == node)
@@ -494,8 +511,17 @@ pub fn u2o_default_ip(
 /// uniqueness checks. Also builds the indexes that let [`ClusterState::upsert_pod`] and
 /// [`ClusterState::delete_pod`] apply pod changes without rerunning it.
 pub fn validate(objects: &ObjectSet) -> ClusterState {
+    validate_with(objects, &BTreeMap::new())
+}
+
+/// [`validate`] of `objects` plus pods given already parsed: the pods a [`ClusterState`] holds
+/// ([`ClusterState::parsed_pods`]) stand for their raw objects, which a consumer then need not
+/// keep (a pod's verdict depends only on these values and the rest of the cluster). A pod in
+/// both is taken from `objects`.
+pub fn validate_with(objects: &ObjectSet, parsed: &BTreeMap<PodName, ValidPod>) -> ClusterState {
     let mut v = Validator {
         objects,
+        parsed,
         state: ClusterState::default(),
     };
     v.nodes();
@@ -689,6 +715,7 @@ fn check_selector(sel: &LabelSelector, r: &mut Report<'_>) -> NodeSelector {
 
 struct Validator<'a> {
     objects: &'a ObjectSet,
+    parsed: &'a BTreeMap<PodName, ValidPod>,
     state: ClusterState,
 }
 
@@ -1076,6 +1103,7 @@ impl<'a> Validator<'a> {
             rejected_subnets,
             claimants,
             duplicates,
+            parked,
             odd_namespaces,
         } = index;
         let ctx = PodContext {
@@ -1085,13 +1113,48 @@ impl<'a> Validator<'a> {
             rejected_subnets,
         };
         let mut claims = Claims::default();
-        for (key, obj) in objects.of_kind(ObjectKind::Pod) {
-            let Object::Pod(pod) = obj else { continue };
-            *odd_namespaces |= key.namespace.contains('/');
-            let valid = match check_pod(key, pod, &ctx) {
+        // Raw and parsed pods, merged in key order (the address rule is decided in that order).
+        let mut raw = objects
+            .of_kind(ObjectKind::Pod)
+            .filter_map(|(k, o)| match o {
+                Object::Pod(p) => Some((k, p)),
+                _ => None,
+            })
+            .peekable();
+        let mut parsed = self.parsed.iter().peekable();
+        loop {
+            let take_raw = match (raw.peek(), parsed.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((k, _)), Some((n, _))) => {
+                    let ord = (k.namespace.as_str(), k.name.as_str())
+                        .cmp(&(n.namespace.as_str(), n.name.as_str()));
+                    if ord == std::cmp::Ordering::Equal {
+                        parsed.next(); // the raw object wins
+                    }
+                    ord != std::cmp::Ordering::Greater
+                }
+            };
+            let (namespace, name, verdict) = if take_raw {
+                let (key, pod) = raw.next().expect("peeked");
+                (&key.namespace, &key.name, check_pod(key, pod, &ctx))
+            } else {
+                let (n, p) = parsed.next().expect("peeked");
+                (&n.namespace, &n.name, check_parsed(p, &ctx))
+            };
+            *odd_namespaces |= namespace.contains('/');
+            let valid = match verdict {
                 PodVerdict::Unbound => continue,
-                PodVerdict::Invalid(e) => {
+                PodVerdict::Invalid(e, values) => {
                     errors.extend(e);
+                    if let Some(p) = values {
+                        let name = PodName {
+                            namespace: namespace.clone(),
+                            name: name.clone(),
+                        };
+                        parked.insert(name, p);
+                    }
                     continue;
                 }
                 PodVerdict::Candidate(valid) => valid,
@@ -1101,12 +1164,12 @@ impl<'a> Validator<'a> {
                 .subnets
                 .get_key_value(&valid.subnet)
                 .expect("a candidate's subnet is valid");
-            let who = (key.namespace.as_str(), key.name.as_str());
+            let who = (namespace.as_str(), name.as_str());
             let dup = claims.decide(who, subnet, valid.ip, valid.mac);
             claimants.add(&valid);
             let name = PodName {
-                namespace: key.namespace.clone(),
-                name: key.name.clone(),
+                namespace: namespace.clone(),
+                name: name.clone(),
             };
             if dup.is_empty() {
                 pods.insert(name, valid);
@@ -1142,8 +1205,10 @@ pub(super) struct PodContext<'s> {
 pub(super) enum PodVerdict {
     /// Not on the dataplane (see [`bound_annotations`]): no error, claims nothing.
     Unbound,
-    /// Rejected by its own rules (these errors, in order): claims nothing.
-    Invalid(Vec<ValidationError>),
+    /// Rejected by its own rules (these errors, in order): claims nothing. With the pod's
+    /// values when its own fields parse (only the rest of the cluster rejects it), so that it
+    /// can be decided again from them alone.
+    Invalid(Vec<ValidationError>, Option<ValidPod>),
     /// Passes its own rules: valid unless an earlier pod (in key order) already holds its IP or
     /// MAC in the subnet; see [`Claims`].
     Candidate(ValidPod),
@@ -1155,6 +1220,59 @@ pub(super) fn check_pod(key: &ObjectKey, pod: &Pod, ctx: &PodContext<'_>) -> Pod
     let Some(bound) = bound_annotations(pod) else {
         return PodVerdict::Unbound;
     };
+    let inputs = PodInputs {
+        subnet: bound.subnet,
+        node: pod.spec.node_name.as_str(),
+        ip: bound.ip.map(|s| (s, parse_ip_list(s))),
+        mac: bound.mac.map(|s| (s, parse_mac(s.trim()))),
+    };
+    check_inputs(key, inputs, ctx)
+}
+
+/// [`check_pod`] for a pod known by its parsed values (one whose own fields parsed before):
+/// the verdict its raw object would get.
+pub(super) fn check_parsed(p: &ValidPod, ctx: &PodContext<'_>) -> PodVerdict {
+    let key = ObjectKey::pod(p.namespace.as_str(), p.name.as_str());
+    let inputs = PodInputs {
+        subnet: Some(p.subnet.as_str()),
+        node: p.node.as_str(),
+        ip: Some(("", Ok(Some(p.ip)))),
+        mac: Some(("", Some(p.mac))),
+    };
+    check_inputs(&key, inputs, ctx)
+}
+
+/// A pod's own fields, with their parse results: (annotation text, parsed).
+struct PodInputs<'a> {
+    subnet: Option<&'a str>,
+    node: &'a str,
+    ip: Option<(&'a str, Result<Option<Ipv4Addr>, String>)>,
+    mac: Option<(&'a str, Option<MacAddr>)>,
+}
+
+/// A bound pod's values from its own fields alone: everything [`check_pod`] reads of the pod.
+/// `None` when the pod is not bound or its own fields are malformed (then only its raw object
+/// can be judged again).
+pub fn pod_values(key: &ObjectKey, pod: &Pod) -> Option<ValidPod> {
+    let bound = bound_annotations(pod)?;
+    let ip = parse_ip_list(bound.ip?).ok()??;
+    let mac = parse_mac(bound.mac?.trim()).filter(is_unicast_mac)?;
+    Some(ValidPod {
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        node: pod.spec.node_name.clone(),
+        subnet: bound.subnet?.to_owned(),
+        ip,
+        mac,
+    })
+}
+
+/// Whether a pod is on the dataplane at all, by its own fields (see [`bound_annotations`]).
+pub fn pod_is_bound(pod: &Pod) -> bool {
+    bound_annotations(pod).is_some()
+}
+
+fn check_inputs(key: &ObjectKey, bound: PodInputs<'_>, ctx: &PodContext<'_>) -> PodVerdict {
     let mut r = Report::new(key);
     let (ip_field, mac_field, ls_field) = (
         || annotation_field(ANNOTATION_IP_ADDRESS),
@@ -1195,7 +1313,7 @@ pub(super) fn check_pod(key: &ObjectKey, pod: &Pod, ctx: &PodContext<'_>) -> Pod
             Some(s) => Some(s),
         },
     };
-    let node = pod.spec.node_name.as_str();
+    let node = bound.node;
     if !ctx.nodes.contains_key(node) {
         let exists = ctx.rejected_nodes.contains(node);
         r.fail(
@@ -1212,7 +1330,7 @@ pub(super) fn check_pod(key: &ObjectKey, pod: &Pod, ctx: &PodContext<'_>) -> Pod
             );
             None
         }
-        Some(s) => match parse_ip_list(s) {
+        Some((s, parsed)) => match parsed {
             Ok(Some(ip)) => Some(ip),
             Ok(None) => {
                 r.fail(
@@ -1235,7 +1353,7 @@ pub(super) fn check_pod(key: &ObjectKey, pod: &Pod, ctx: &PodContext<'_>) -> Pod
             );
             None
         }
-        Some(s) => match parse_mac(s.trim()) {
+        Some((s, parsed)) => match parsed {
             None => {
                 r.fail(mac_field(), format!("{s:?} is not a valid MAC address"));
                 None
@@ -1289,8 +1407,9 @@ pub(super) fn check_pod(key: &ObjectKey, pod: &Pod, ctx: &PodContext<'_>) -> Pod
             );
         }
     }
-    match (bound.subnet, ip, mac, r.ok()) {
-        (Some(subnet), Some(ip), Some(mac), true) => PodVerdict::Candidate(ValidPod {
+    // Its own fields parsed: the values decide it from now on (see `check_parsed`).
+    let values = match (bound.subnet, ip, mac) {
+        (Some(subnet), Some(ip), Some(mac)) => Some(ValidPod {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
             node: node.to_owned(),
@@ -1298,7 +1417,11 @@ pub(super) fn check_pod(key: &ObjectKey, pod: &Pod, ctx: &PodContext<'_>) -> Pod
             ip,
             mac,
         }),
-        _ => PodVerdict::Invalid(r.errors),
+        _ => None,
+    };
+    match values {
+        Some(v) if r.ok() => PodVerdict::Candidate(v),
+        v => PodVerdict::Invalid(r.errors, v),
     }
 }
 
