@@ -18,7 +18,7 @@ use flowlib::wire::message::{
 };
 use flowlib::wire::Match;
 use pipelines::flowset::BridgeId;
-use pipelines::model::ObjectKind;
+use pipelines::model::{Loaded, ObjectKind};
 use pipelines::tables::*;
 use pipelines::{Compiler, Delta, NodeConfig, TunnelType};
 use tokio::sync::mpsc;
@@ -252,14 +252,19 @@ async fn agent(cfg: Config) -> Result<(), String> {
 
     // State.
     let mut watcher = StateWatcher::new(&cfg.state);
-    let first = watcher.poll().ok_or("state: nothing to load")?;
-    for e in &first.loaded.errors {
+    // Only the objects and errors are kept (the locations index every object by key).
+    let Loaded {
+        objects, errors, ..
+    } = load_apart(&mut watcher)
+        .ok_or("state: nothing to load")?
+        .loaded;
+    for e in &errors {
         warn!("state: {e}");
         metrics.error("state");
     }
     let mut node_cfg = NodeConfig::new(&cfg.node, cfg.tunnel);
     ports.fill(&mut node_cfg, &tunnel_port);
-    let mut compiler = Compiler::new(node_cfg, first.loaded.objects);
+    let mut compiler = Compiler::new(node_cfg, objects);
     if !compiler.state().nodes.contains_key(&cfg.node) {
         warn!(node = %cfg.node, "this node is not in the state: no flows until it appears");
     }
@@ -306,7 +311,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
         let mut port_events = Vec::new();
         tokio::select! {
             _ = tick.tick() => {
-                if let Some(r) = watcher.poll() {
+                if let Some(r) = load_apart(&mut watcher) {
                     for e in &r.loaded.errors {
                         warn!("state: {e}");
                         metrics.error("state");
@@ -504,6 +509,15 @@ async fn agent(cfg: Config) -> Result<(), String> {
         b.switch.stop();
     }
     Ok(())
+}
+
+/// Polls the state files on a thread of its own. Parsing allocates a lot that lives only until
+/// the compiler has taken the changes; on its own thread that goes to another malloc arena, so
+/// it does not leave holes between the long-lived state's allocations (at 100k flows that was
+/// ~20 MB of RSS).
+fn load_apart(watcher: &mut StateWatcher) -> Option<crate::state::Reload> {
+    std::thread::scope(|s| s.spawn(|| watcher.poll()).join())
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// Loading a large state parses it into temporary trees; give that memory back to the system

@@ -2,9 +2,7 @@
 //! applying every returned delta to the starting flow set gives exactly the full compile of
 //! the final state.
 
-use pipelines::model::{
-    load_yaml_str, validate, Change, Object, ObjectKey, ObjectKind, ObjectSet,
-};
+use pipelines::model::{load_yaml_str, validate, Change, Object, ObjectKey, ObjectKind, ObjectSet};
 use pipelines::{Compiler, FlowSet, NodeConfig, TunnelType};
 use proptest::prelude::*;
 

@@ -74,9 +74,9 @@ impl Loaded {
             ignored,
             errors,
         } = other;
-        for (key, object) in objects.iter() {
-            let location = locations.remove(key).unwrap_or_default();
-            self.add(object.clone(), location);
+        for (key, object) in objects {
+            let location = locations.remove(&key).unwrap_or_default();
+            self.add(object, location);
         }
         self.ignored.extend(ignored);
         self.errors.extend(errors);

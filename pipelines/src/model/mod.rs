@@ -30,10 +30,10 @@ pub use objects::{
     SubnetStatus, Vlan, VlanSpec, Vpc, VpcSpec,
 };
 pub use validate::{
-    pod_is_bound, pod_values, u2o_default_ip, validate, validate_with, ClusterState, GatewayType, NodeInterface, NodeSelector, PodName,
-    RoutePolicy, SelectorOperator, SelectorRequirement, SubnetMode, U2o, U2oSource, ValidNode,
-    ValidPod, ValidProviderNetwork, ValidStaticRoute, ValidSubnet, ValidVlan, ValidVpc,
-    ValidationError, VlanBinding, ANNOTATION_IP_ADDRESS, ANNOTATION_LOGICAL_SWITCH,
-    ANNOTATION_MAC_ADDRESS, DEFAULT_SUBNET_PROVIDER, DEFAULT_VLAN_PROVIDER, DEFAULT_VPC,
-    MAX_INTERFACE_NAME, MAX_PROVIDER_NETWORK_NAME,
+    pod_is_bound, pod_values, u2o_default_ip, validate, validate_with, ClusterState, GatewayType,
+    NodeInterface, NodeSelector, PodName, RoutePolicy, SelectorOperator, SelectorRequirement,
+    SubnetMode, U2o, U2oSource, ValidNode, ValidPod, ValidProviderNetwork, ValidStaticRoute,
+    ValidSubnet, ValidVlan, ValidVpc, ValidationError, VlanBinding, ANNOTATION_IP_ADDRESS,
+    ANNOTATION_LOGICAL_SWITCH, ANNOTATION_MAC_ADDRESS, DEFAULT_SUBNET_PROVIDER,
+    DEFAULT_VLAN_PROVIDER, DEFAULT_VPC, MAX_INTERFACE_NAME, MAX_PROVIDER_NETWORK_NAME,
 };

@@ -711,6 +711,14 @@ impl ObjectSet {
     }
 }
 
+impl IntoIterator for ObjectSet {
+    type Item = (ObjectKey, Object);
+    type IntoIter = std::collections::btree_map::IntoIter<ObjectKey, Object>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.objects.into_iter()
+    }
+}
+
 impl<O: Into<Object>> FromIterator<O> for ObjectSet {
     fn from_iter<I: IntoIterator<Item = O>>(iter: I) -> Self {
         let mut set = ObjectSet::new();
