@@ -766,12 +766,12 @@ pub fn emit_pod(
     cfg: &NodeConfig,
     pod: &ValidPod,
 ) {
-    let Some(s) = plan.subnets.get(pod.subnet.as_str()) else {
+    let Some(s) = plan.subnets.get(&*pod.subnet) else {
         return;
     };
     e.on(0);
     let (key, vpc) = (s.key, s.vpc);
-    let local = pod.node == cfg.node;
+    let local = *pod.node == *cfg.node;
     let underlay = s.underlay;
     if underlay && !s.provider_here && local {
         // The pod's provider network is not on this node: nothing can carry its traffic.
@@ -834,7 +834,7 @@ pub fn emit_pod(
     }
     // Remote overlay pods are reached through the tunnel.
     if !local && !underlay {
-        if let Some(node) = state.nodes.get(&pod.node) {
+        if let Some(node) = state.nodes.get(&*pod.node) {
             let mut mm = m();
             flag_clear(&mut mm, FLAG_FROM_TUNNEL);
             mm.reg(REG_SUBNET, key).eth_dst(pod.mac);

@@ -104,7 +104,7 @@ impl Compiler {
             }
         }
         for (n, _) in self.state.parsed_pods() {
-            let k = ObjectKey::pod(n.namespace.as_str(), n.name.as_str());
+            let k = ObjectKey::pod(&*n.namespace, &*n.name);
             if !new.contains(&k) {
                 v.push(Change::Delete(k));
             }
@@ -156,7 +156,7 @@ impl Compiler {
             .state
             .pods
             .values()
-            .find(|p| p.iface_id() == iface_id && p.node == self.cfg.node)
+            .find(|p| p.iface_id() == iface_id && *p.node == *self.cfg.node)
             .map(|p| {
                 Owner::Pod(crate::model::PodName {
                     namespace: p.namespace.clone(),
@@ -334,7 +334,7 @@ fn needs_raw(key: &ObjectKey, o: &Object) -> bool {
 
 fn pod_name(key: &ObjectKey) -> PodName {
     PodName {
-        namespace: key.namespace.clone(),
-        name: key.name.clone(),
+        namespace: key.namespace.as_str().into(),
+        name: key.name.as_str().into(),
     }
 }

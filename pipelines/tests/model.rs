@@ -740,7 +740,7 @@ fn pod_bound_and_valid() {
     assert!(s.errors.is_empty());
     let p = s.pods.values().next().unwrap();
     assert_eq!(
-        (p.node.as_str(), p.subnet.as_str(), p.ip),
+        (&*p.node, &*p.subnet, p.ip),
         ("n1", "net", Ipv4Addr::new(10, 16, 0, 10))
     );
     assert_eq!(p.mac, [0, 0, 0, 0, 0, 0x0a]);

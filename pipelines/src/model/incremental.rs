@@ -91,7 +91,7 @@ enum Slot {
 /// Per subnet, the pods asking for each IP and MAC.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Claimants {
-    by_subnet: HashMap<String, SubnetClaims>,
+    by_subnet: HashMap<super::validate::Name, SubnetClaims>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -133,7 +133,7 @@ fn remove_sorted<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Names>, key: K, n
 impl Claimants {
     /// Records that `pod` (which passed its own rules) asks for its IP and MAC.
     pub fn add(&mut self, pod: &ValidPod) {
-        let claims = match self.by_subnet.get_mut(&pod.subnet) {
+        let claims = match self.by_subnet.get_mut(&*pod.subnet) {
             Some(c) => c,
             None => self.by_subnet.entry(pod.subnet.clone()).or_default(),
         };
@@ -143,14 +143,14 @@ impl Claimants {
 
     /// Undoes [`Claimants::add`].
     pub fn remove(&mut self, pod: &ValidPod) {
-        let Some(claims) = self.by_subnet.get_mut(&pod.subnet) else {
+        let Some(claims) = self.by_subnet.get_mut(&*pod.subnet) else {
             return;
         };
         let name = pod_name(pod);
         remove_sorted(&mut claims.ips, pod.ip, &name);
         remove_sorted(&mut claims.macs, pod.mac, &name);
         if claims.ips.is_empty() && claims.macs.is_empty() {
-            self.by_subnet.remove(&pod.subnet);
+            self.by_subnet.remove(&*pod.subnet);
         }
     }
 
@@ -223,12 +223,8 @@ impl ClusterState {
         name: &PodName,
         start: [Option<&'a ValidPod>; 2],
     ) -> Option<BTreeMap<&'a PodName, &'a ValidPod>> {
-        let slots = |p: &'a ValidPod| {
-            [
-                (p.subnet.as_str(), Slot::Ip(p.ip)),
-                (p.subnet.as_str(), Slot::Mac(p.mac)),
-            ]
-        };
+        let slots =
+            |p: &'a ValidPod| [(&*p.subnet, Slot::Ip(p.ip)), (&*p.subnet, Slot::Mac(p.mac))];
         let mut todo: Vec<(&str, Slot)> = start.into_iter().flatten().flat_map(slots).collect();
         let mut seen = HashSet::new();
         let mut group = BTreeMap::new();
@@ -255,8 +251,8 @@ impl ClusterState {
     /// Replaces the pod `key` (with its new verdict) and re-decides its claim groups.
     fn apply_pod(&mut self, key: &ObjectKey, verdict: PodVerdict) -> Option<PodDelta> {
         let name = PodName {
-            namespace: key.namespace.clone(),
-            name: key.name.clone(),
+            namespace: key.namespace.as_str().into(),
+            name: key.name.as_str().into(),
         };
         let new = match &verdict {
             PodVerdict::Candidate(p) => Some(p),
@@ -274,10 +270,7 @@ impl ClusterState {
             let mut claims = Claims::default();
             order
                 .into_iter()
-                .map(|(n, p)| {
-                    let who = (p.namespace.as_str(), p.name.as_str());
-                    (n.clone(), claims.decide(who, &p.subnet, p.ip, p.mac))
-                })
+                .map(|(n, p)| (n.clone(), claims.decide(n, &p.subnet, p.ip, p.mac)))
                 .collect()
         };
 
@@ -351,7 +344,7 @@ impl ClusterState {
     /// Replaces the errors of one pod, keeping `errors` in validation order: pod errors come
     /// after every other kind's, by pod key.
     fn set_pod_errors(&mut self, name: &PodName, errors: Vec<ValidationError>) {
-        let key = (name.namespace.as_str(), name.name.as_str());
+        let key = (&*name.namespace, &*name.name);
         let start = self.errors.partition_point(|e| e.kind < ObjectKind::Pod);
         let pods = &self.errors[start..];
         let lo = pods.partition_point(|e| pod_error_key(e) < key);

@@ -63,11 +63,16 @@ impl ValidationError {
     }
 }
 
+/// A shared, immutable name. Pods are most of a cluster and each is indexed several times (by
+/// key, by address); sharing one allocation per name, and one per namespace, node and subnet
+/// across all their pods, is most of what keeps the validated state small.
+pub type Name = std::sync::Arc<str>;
+
 /// A pod's identity.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PodName {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Name,
+    pub name: Name,
 }
 
 impl fmt::Display for PodName {
@@ -356,17 +361,45 @@ impl ValidSubnet {
 /// A pod bound to the dataplane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidPod {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Name,
+    pub name: Name,
     /// `spec.nodeName`, a valid node.
-    pub node: String,
+    pub node: Name,
     /// The valid subnet named by `ovn.kubernetes.io/logical_switch`.
-    pub subnet: String,
+    pub subnet: Name,
     pub ip: Ipv4Addr,
     pub mac: MacAddr,
 }
 
+/// Hands out one [`Name`] per distinct namespace, node and subnet name while validating.
+#[derive(Default)]
+struct SharedNames(HashSet<Name>);
+
+impl SharedNames {
+    fn get(&mut self, n: &Name) -> Name {
+        if let Some(s) = self.0.get(n) {
+            return s.clone();
+        }
+        self.0.insert(n.clone());
+        n.clone()
+    }
+    /// Points the pod's namespace, node and subnet at the shared copies.
+    fn share(&mut self, p: &mut ValidPod) {
+        p.namespace = self.get(&p.namespace);
+        p.node = self.get(&p.node);
+        p.subnet = self.get(&p.subnet);
+    }
+}
+
 impl ValidPod {
+    /// The pod's key, sharing its names.
+    pub fn pod_name(&self) -> PodName {
+        PodName {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+
     /// The OVS `external_ids:iface-id` of the pod's port: `<pod>.<namespace>`, as Kube-OVN's
     /// CNI sets it for the primary (`ovn`) provider.
     pub fn iface_id(&self) -> String {
@@ -474,7 +507,7 @@ impl ClusterState {
 
     /// The pods on a node, by namespace/name.
     pub fn pods_on_node<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a ValidPod> + 'a {
-        self.pods.values().filter(move |p| p.node == node)
+        self.pods.values().filter(move |p| *p.node == *node)
     }
 }
 
@@ -1113,6 +1146,7 @@ impl<'a> Validator<'a> {
             rejected_subnets,
         };
         let mut claims = Claims::default();
+        let mut names = SharedNames::default();
         // Raw and parsed pods, merged in key order (the address rule is decided in that order).
         let mut raw = objects
             .of_kind(ObjectKind::Pod)
@@ -1128,49 +1162,44 @@ impl<'a> Validator<'a> {
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (Some((k, _)), Some((n, _))) => {
-                    let ord = (k.namespace.as_str(), k.name.as_str())
-                        .cmp(&(n.namespace.as_str(), n.name.as_str()));
+                    let ord =
+                        (k.namespace.as_str(), k.name.as_str()).cmp(&(&*n.namespace, &*n.name));
                     if ord == std::cmp::Ordering::Equal {
                         parsed.next(); // the raw object wins
                     }
                     ord != std::cmp::Ordering::Greater
                 }
             };
-            let (namespace, name, verdict) = if take_raw {
+            let verdict = if take_raw {
                 let (key, pod) = raw.next().expect("peeked");
-                (&key.namespace, &key.name, check_pod(key, pod, &ctx))
+                *odd_namespaces |= key.namespace.contains('/');
+                check_pod(key, pod, &ctx)
             } else {
                 let (n, p) = parsed.next().expect("peeked");
-                (&n.namespace, &n.name, check_parsed(p, &ctx))
+                *odd_namespaces |= n.namespace.contains('/');
+                check_parsed(p, &ctx)
             };
-            *odd_namespaces |= namespace.contains('/');
-            let valid = match verdict {
+            let mut valid = match verdict {
                 PodVerdict::Unbound => continue,
                 PodVerdict::Invalid(e, values) => {
                     errors.extend(e);
-                    if let Some(p) = values {
-                        let name = PodName {
-                            namespace: namespace.clone(),
-                            name: name.clone(),
-                        };
-                        parked.insert(name, p);
+                    if let Some(mut p) = values {
+                        names.share(&mut p);
+                        parked.insert(p.pod_name(), p);
                     }
                     continue;
                 }
                 PodVerdict::Candidate(valid) => valid,
             };
+            names.share(&mut valid);
             // Borrow the subnet name from the state, which outlives `claims`.
             let (subnet, _) = ctx
                 .subnets
-                .get_key_value(&valid.subnet)
+                .get_key_value(&*valid.subnet)
                 .expect("a candidate's subnet is valid");
-            let who = (namespace.as_str(), name.as_str());
-            let dup = claims.decide(who, subnet, valid.ip, valid.mac);
+            let name = valid.pod_name();
+            let dup = claims.decide(&name, subnet, valid.ip, valid.mac);
             claimants.add(&valid);
-            let name = PodName {
-                namespace: namespace.clone(),
-                name: name.clone(),
-            };
             if dup.is_empty() {
                 pods.insert(name, valid);
             } else {
@@ -1232,10 +1261,10 @@ pub(super) fn check_pod(key: &ObjectKey, pod: &Pod, ctx: &PodContext<'_>) -> Pod
 /// [`check_pod`] for a pod known by its parsed values (one whose own fields parsed before):
 /// the verdict its raw object would get.
 pub(super) fn check_parsed(p: &ValidPod, ctx: &PodContext<'_>) -> PodVerdict {
-    let key = ObjectKey::pod(p.namespace.as_str(), p.name.as_str());
+    let key = ObjectKey::pod(&*p.namespace, &*p.name);
     let inputs = PodInputs {
-        subnet: Some(p.subnet.as_str()),
-        node: p.node.as_str(),
+        subnet: Some(&*p.subnet),
+        node: &*p.node,
         ip: Some(("", Ok(Some(p.ip)))),
         mac: Some(("", Some(p.mac))),
     };
@@ -1258,10 +1287,10 @@ pub fn pod_values(key: &ObjectKey, pod: &Pod) -> Option<ValidPod> {
     let ip = parse_ip_list(bound.ip?).ok()??;
     let mac = parse_mac(bound.mac?.trim()).filter(is_unicast_mac)?;
     Some(ValidPod {
-        namespace: key.namespace.clone(),
-        name: key.name.clone(),
-        node: pod.spec.node_name.clone(),
-        subnet: bound.subnet?.to_owned(),
+        namespace: key.namespace.as_str().into(),
+        name: key.name.as_str().into(),
+        node: pod.spec.node_name.as_str().into(),
+        subnet: bound.subnet?.into(),
         ip,
         mac,
     })
@@ -1410,10 +1439,10 @@ fn check_inputs(key: &ObjectKey, bound: PodInputs<'_>, ctx: &PodContext<'_>) -> 
     // Its own fields parsed: the values decide it from now on (see `check_parsed`).
     let values = match (bound.subnet, ip, mac) {
         (Some(subnet), Some(ip), Some(mac)) => Some(ValidPod {
-            namespace: key.namespace.clone(),
-            name: key.name.clone(),
-            node: node.to_owned(),
-            subnet: subnet.to_owned(),
+            namespace: key.namespace.as_str().into(),
+            name: key.name.as_str().into(),
+            node: node.into(),
+            subnet: subnet.into(),
             ip,
             mac,
         }),
@@ -1430,10 +1459,10 @@ fn check_inputs(key: &ObjectKey, bound: PodInputs<'_>, ctx: &PodContext<'_>) -> 
 /// Feed it candidates ([`PodVerdict::Candidate`]) in key order.
 #[derive(Default)]
 pub(super) struct Claims<'a> {
-    /// (subnet, IP) -> accepted holder (namespace, name).
-    ips: HashMap<(&'a str, Ipv4Addr), (&'a str, &'a str)>,
+    /// (subnet, IP) -> accepted holder.
+    ips: HashMap<(&'a str, Ipv4Addr), PodName>,
     /// (subnet, MAC) -> accepted holder.
-    macs: HashMap<(&'a str, MacAddr), (&'a str, &'a str)>,
+    macs: HashMap<(&'a str, MacAddr), PodName>,
 }
 
 impl<'a> Claims<'a> {
@@ -1441,25 +1470,33 @@ impl<'a> Claims<'a> {
     /// returns its errors, none when it is accepted (it then holds both addresses).
     pub fn decide(
         &mut self,
-        who: (&'a str, &'a str),
+        who: &PodName,
         subnet: &'a str,
         ip: Ipv4Addr,
         mac: MacAddr,
     ) -> Vec<ValidationError> {
         let error = |field: &str, message: String| ValidationError {
             kind: ObjectKind::Pod,
-            name: format!("{}/{}", who.0, who.1),
+            name: who.to_string(),
             field: annotation_field(field),
             message,
         };
         let mut errors = Vec::new();
-        if let Some((ns, name)) = self.ips.get(&(subnet, ip)) {
+        if let Some(PodName {
+            namespace: ns,
+            name,
+        }) = self.ips.get(&(subnet, ip))
+        {
             errors.push(error(
                 ANNOTATION_IP_ADDRESS,
                 format!("{ip} is already used by Pod \"{ns}/{name}\" in Subnet \"{subnet}\""),
             ));
         }
-        if let Some((ns, name)) = self.macs.get(&(subnet, mac)) {
+        if let Some(PodName {
+            namespace: ns,
+            name,
+        }) = self.macs.get(&(subnet, mac))
+        {
             errors.push(error(
                 ANNOTATION_MAC_ADDRESS,
                 format!(
@@ -1469,8 +1506,8 @@ impl<'a> Claims<'a> {
             ));
         }
         if errors.is_empty() {
-            self.ips.insert((subnet, ip), who);
-            self.macs.insert((subnet, mac), who);
+            self.ips.insert((subnet, ip), who.clone());
+            self.macs.insert((subnet, mac), who.clone());
         }
         errors
     }

@@ -111,7 +111,7 @@ fn run(state_path: &str, tunnel: &str, hold: bool) -> Result<bool, String> {
     // (name, subnet, vpc, routed, pod)
     let mut pods: Vec<Member> = Vec::new();
     for p in state.pods.values() {
-        let Some(s) = state.subnets.get(&p.subnet) else {
+        let Some(s) = state.subnets.get(&*p.subnet) else {
             continue;
         };
         let pod = topo
@@ -141,7 +141,7 @@ fn run(state_path: &str, tunnel: &str, hold: bool) -> Result<bool, String> {
             s.vpc
         );
         pods.push(Member {
-            name: p.name.clone(),
+            name: p.name.to_string(),
             subnet: s.name.clone(),
             vpc: s.vpc.clone(),
             routed: s.is_routed(),
