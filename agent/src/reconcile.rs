@@ -62,30 +62,31 @@ impl BridgeSync {
         }
     }
 
-    /// Reads what is installed (kovs's cookies only).
-    pub async fn load_installed(&self, conn: &Connection) -> Result<FlowSet, String> {
-        let mut set = FlowSet::new();
-        let mut scratch = Vec::with_capacity(256);
-        dump_flows_with(conn, 255, COOKIE_MAGIC << 56, COOKIE_OWNER_MASK, |s| {
-            set.insert(CompactFlow::new(self.bridge, &s.flow, &mut scratch));
-        })
-        .await
-        .map_err(|e| format!("{}: dumping flows: {e}", self.name))?;
-        Ok(set)
-    }
-
     /// Makes the switch hold exactly `desired` (this bridge's part of it): the full resync.
-    /// What was installed is dumped, diffed and dropped: afterwards the switch holds the desired
-    /// set, which the compiler can produce again, so a copy would only cost memory.
+    /// Installed flows are compared with the desired ones as the dump is decoded, each taken
+    /// out of `desired` when found; what is left is missing. Nothing installed is kept: after
+    /// the sync the switch holds the desired set, which the compiler can produce again.
     pub async fn sync_full(
         &mut self,
         conn: &Connection,
-        desired: &FlowSet,
+        mut desired: FlowSet,
     ) -> Result<SyncReport, String> {
-        let installed = self.load_installed(conn).await?;
-        let delta = installed.diff_bridge(desired, self.bridge);
-        let installed_before = installed.len();
-        drop(installed);
+        desired.retain(|f| f.bridge() == self.bridge);
+        let mut delta = Delta::default();
+        let mut scratch = Vec::with_capacity(256);
+        let installed_before =
+            dump_flows_with(conn, 255, COOKIE_MAGIC << 56, COOKIE_OWNER_MASK, |s| {
+                let f = CompactFlow::new(self.bridge, &s.flow, &mut scratch);
+                match desired.remove(f.key()) {
+                    None => delta.delete.push(f),
+                    Some(d) if d.cookie() != f.cookie() => delta.add.push(d),
+                    Some(d) if d.value() != f.value() => delta.modify.push(d),
+                    Some(_) => {}
+                }
+            })
+            .await
+            .map_err(|e| format!("{}: dumping flows: {e}", self.name))?;
+        delta.add.extend(desired.into_flows());
         let mut r = self.send(conn, delta).await?;
         r.installed_before = installed_before;
         Ok(r)

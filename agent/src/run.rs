@@ -442,7 +442,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
                         }
                     }
                     tracing::debug!(bridge = %b.sync.name, "dumping installed flows");
-                    let r = b.sync.sync_full(&conn, &compiler.flows()).await;
+                    let r = b.sync.sync_full(&conn, compiler.flows()).await;
                     if let Ok(r) = &r {
                         b.resync_at = None;
                         info!(bridge = %b.sync.name, installed_before = r.installed_before, "resynced");

@@ -49,8 +49,7 @@ fn a_rejected_flow_names_its_object_and_the_rest_is_installed() {
             },
         ));
         let mut sync = BridgeSync::new(0, "br-int");
-        sync.load_installed(&conn).await.unwrap();
-        let report = sync.sync_full(&conn, &desired).await.unwrap();
+        let report = sync.sync_full(&conn, desired.clone()).await.unwrap();
         assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
         assert_eq!(report.failed[0].object, BAD);
         assert!(
@@ -75,5 +74,26 @@ fn a_rejected_flow_names_its_object_and_the_rest_is_installed() {
         );
         // What the full sync found is reported (the switch was empty).
         assert_eq!(report.installed_before, 0);
+
+        // Resyncs (as after an agent restart) send only the difference from what the dump finds:
+        // a kovs flow nobody wants is deleted, missing ones added, a changed one modified, and
+        // nothing when the switch already holds the desired set.
+        desired.retain(|f| f.cookie() & 0xfff == GOOD);
+        let stray = flow(20, 4242, GOOD, Instructions::apply([Action::output(1)]));
+        let mut extra = FlowSet::new();
+        extra.insert(stray);
+        let r = sync.sync_full(&conn, extra).await.unwrap();
+        assert_eq!((r.adds, r.modifies, r.deletes), (1, 0, 5), "{r:?}");
+        let r = sync.sync_full(&conn, desired.clone()).await.unwrap();
+        assert_eq!(r.installed_before, 1);
+        assert_eq!((r.adds, r.modifies, r.deletes), (5, 0, 1), "{r:?}");
+        desired.insert(flow(20, 4, GOOD, Instructions::apply([Action::output(3)])));
+        let r = sync.sync_full(&conn, desired.clone()).await.unwrap();
+        assert_eq!(r.installed_before, 5);
+        assert_eq!((r.adds, r.modifies, r.deletes), (0, 1, 0), "{r:?}");
+        let r = sync.sync_full(&conn, desired.clone()).await.unwrap();
+        assert_eq!((r.adds, r.modifies, r.deletes), (0, 0, 0), "{r:?}");
+        let dumped = sb.dump_flows("br-int").unwrap();
+        assert!(dumped.iter().any(|l| l.contains("output:3")), "{dumped:?}");
     });
 }

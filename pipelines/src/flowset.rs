@@ -248,6 +248,14 @@ impl FlowSet {
     pub fn iter(&self) -> impl Iterator<Item = &CompactFlow> {
         self.table.iter()
     }
+    /// Keeps only the flows `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&CompactFlow) -> bool) {
+        self.table.retain(|f| keep(f));
+    }
+    /// The flows, by value.
+    pub fn into_flows(self) -> impl Iterator<Item = CompactFlow> {
+        self.table.into_iter()
+    }
 
     /// The delta that turns `self` (installed) into `desired`.
     pub fn diff(&self, desired: &FlowSet) -> Delta {

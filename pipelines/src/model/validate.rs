@@ -1264,7 +1264,7 @@ pub(super) fn check_parsed(p: &ValidPod, ctx: &PodContext<'_>) -> PodVerdict {
     let key = ObjectKey::pod(&*p.namespace, &*p.name);
     let inputs = PodInputs {
         subnet: Some(&*p.subnet),
-        node: &*p.node,
+        node: &p.node,
         ip: Some(("", Ok(Some(p.ip)))),
         mac: Some(("", Some(p.mac))),
     };
