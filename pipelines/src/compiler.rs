@@ -279,7 +279,7 @@ impl Compiler {
         if !changes.iter().all(is_pod) {
             return None;
         }
-        let mut total = Delta::default();
+        let mut parts = Vec::with_capacity(changes.len());
         for (i, c) in changes.iter().enumerate() {
             let pd = match c {
                 Change::Apply(Object::Pod(p)) => self.state.upsert_pod(p),
@@ -294,8 +294,8 @@ impl Compiler {
                     self.store(c.clone(), &mut parsed);
                 }
                 let d = self.recompile(old, &parsed);
-                total.compose(d);
-                return Some(total);
+                parts.push(d);
+                return Some(Delta::compose_all(parts));
             };
             self.store_pod(c);
             let mut old = Vec::new();
@@ -317,9 +317,9 @@ impl Compiler {
                 emit_pod(&mut e, &self.state, &self.plan, &self.cfg, p);
             }
             let d = self.commit_owner_delta(&old, &new);
-            total.compose(d);
+            parts.push(d);
         }
-        Some(total)
+        Some(Delta::compose_all(parts))
     }
 }
 

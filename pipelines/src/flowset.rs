@@ -165,6 +165,38 @@ impl Delta {
     pub fn len(&self) -> usize {
         self.add.len() + self.modify.len() + self.delete.len()
     }
+    /// The deltas in order, folded into one. When no flow key is in two of them (pods changing
+    /// independently: the usual batch) that is their concatenation, found in one pass;
+    /// folding them one by one would cost each fold the size of everything before it.
+    pub fn compose_all(parts: Vec<Delta>) -> Delta {
+        let mut seen = std::collections::HashSet::new();
+        let disjoint = parts.iter().all(|d| {
+            let mut mine = std::collections::HashSet::new();
+            let keys: Vec<&[u8]> = d
+                .add
+                .iter()
+                .chain(&d.modify)
+                .chain(&d.delete)
+                .map(|f| f.key())
+                .collect();
+            for k in &keys {
+                mine.insert(*k);
+            }
+            mine.into_iter().all(|k| seen.insert(k))
+        });
+        let mut total = Delta::default();
+        for d in parts {
+            if disjoint {
+                total.add.extend(d.add);
+                total.modify.extend(d.modify);
+                total.delete.extend(d.delete);
+            } else {
+                total.compose(d);
+            }
+        }
+        total
+    }
+
     /// Folds a later delta into this one, so that applying the result equals applying both in
     /// order. A key's last operation wins; a key added and later modified stays an add.
     pub fn compose(&mut self, later: Delta) {
