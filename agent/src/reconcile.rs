@@ -79,9 +79,7 @@ impl BridgeSync {
                 let f = CompactFlow::new(self.bridge, &s.flow, &mut scratch);
                 match desired.remove(f.key()) {
                     None => delta.delete.push(f),
-                    Some(d) if d.cookie() != f.cookie() => delta.add.push(d),
-                    Some(d) if d.value() != f.value() => delta.modify.push(d),
-                    Some(_) => {}
+                    Some(d) => delta.replace(Some(&f), &d),
                 }
             })
             .await

@@ -165,24 +165,32 @@ impl Delta {
     pub fn len(&self) -> usize {
         self.add.len() + self.modify.len() + self.delete.len()
     }
+    /// Records what turns `installed` (the flow with `desired`'s key, if any) into `desired`:
+    /// an add when it is missing or its cookie differs (an ADD replaces it), a modify when
+    /// only the instructions differ, nothing when equal.
+    pub fn replace(&mut self, installed: Option<&CompactFlow>, desired: &CompactFlow) {
+        match installed {
+            Some(i) if i.cookie() == desired.cookie() => {
+                if i.value() != desired.value() {
+                    self.modify.push(desired.clone());
+                }
+            }
+            _ => self.add.push(desired.clone()),
+        }
+    }
+
     /// The deltas in order, folded into one. When no flow key is in two of them (pods changing
     /// independently: the usual batch) that is their concatenation, found in one pass;
     /// folding them one by one would cost each fold the size of everything before it.
     pub fn compose_all(parts: Vec<Delta>) -> Delta {
-        let mut seen = std::collections::HashSet::new();
-        let disjoint = parts.iter().all(|d| {
-            let mut mine = std::collections::HashSet::new();
-            let keys: Vec<&[u8]> = d
-                .add
+        // A key may be in two lists of one part (a delete and an add of one pod's flow).
+        let mut seen = std::collections::HashMap::new();
+        let disjoint = parts.iter().enumerate().all(|(i, d)| {
+            d.add
                 .iter()
                 .chain(&d.modify)
                 .chain(&d.delete)
-                .map(|f| f.key())
-                .collect();
-            for k in &keys {
-                mine.insert(*k);
-            }
-            mine.into_iter().all(|k| seen.insert(k))
+                .all(|f| *seen.entry(f.key()).or_insert(i) == i)
         });
         let mut total = Delta::default();
         for d in parts {
@@ -291,27 +299,12 @@ impl FlowSet {
 
     /// The delta that turns `self` (installed) into `desired`.
     pub fn diff(&self, desired: &FlowSet) -> Delta {
-        self.diff_where(desired, |_| true)
-    }
-
-    /// The delta that turns `self` (installed on one bridge) into that bridge's part of
-    /// `desired`.
-    pub fn diff_bridge(&self, desired: &FlowSet, bridge: BridgeId) -> Delta {
-        self.diff_where(desired, |f| f.bridge() == bridge)
-    }
-
-    fn diff_where(&self, desired: &FlowSet, wanted: impl Fn(&CompactFlow) -> bool) -> Delta {
         let mut d = Delta::default();
-        for f in desired.iter().filter(|f| wanted(f)) {
-            match self.get(f.key()) {
-                None => d.add.push(f.clone()),
-                Some(old) if old.cookie() != f.cookie() => d.add.push(f.clone()),
-                Some(old) if old.value() != f.value() => d.modify.push(f.clone()),
-                Some(_) => {}
-            }
+        for f in desired.iter() {
+            d.replace(self.get(f.key()), f);
         }
         for f in self.iter() {
-            if !desired.get(f.key()).is_some_and(&wanted) {
+            if desired.get(f.key()).is_none() {
                 d.delete.push(f.clone());
             }
         }
@@ -339,12 +332,7 @@ impl FlowSet {
 pub fn diff_lists(old: &[CompactFlow], new: &[CompactFlow]) -> Delta {
     let mut d = Delta::default();
     for n in new {
-        match old.iter().find(|o| o.key() == n.key()) {
-            None => d.add.push(n.clone()),
-            Some(o) if o.cookie() != n.cookie() => d.add.push(n.clone()),
-            Some(o) if o.value() != n.value() => d.modify.push(n.clone()),
-            Some(_) => {}
-        }
+        d.replace(old.iter().find(|o| o.key() == n.key()), n);
     }
     for o in old {
         if !new.iter().any(|n| n.key() == o.key()) {
