@@ -386,84 +386,318 @@ fn ovsdb_transact(db: &Path, ops: serde_json::Value) -> Result<serde_json::Value
     }
 }
 
-/// `kovs-bench pod-latency --pods N`: time from a pod's port appearing in OVSDB to its first
-/// flow being in OVS, seen by a flow monitor of our own.
-pub fn pod_latency(pods: usize, samples: usize) -> Result<serde_json::Value, String> {
+/// Nodes in the pod-latency bench's cluster: `--pods` are spread evenly over them.
+const LATENCY_NODES: usize = 100;
+
+/// `kovs-bench pod-latency --pods N`: on node0 of a cluster of N pods over 100 nodes, whose own
+/// pods (N/100) are running with their ports bound, a new pod's port is added (one OVSDB
+/// transaction, as a CNI does) and timed until its classifier flow is in OVS, seen by a flow
+/// monitor of our own; then the pod goes (its port is deleted) and the next sample comes, so the
+/// node keeps its size. Two times per sample: from the port appearing (OVSDB reports its ofport,
+/// seen by an OVSDB monitor of our own) and from the OVSDB request (adds ovs-vswitchd's own work
+/// of creating the port).
+pub fn pod_latency(
+    pods: usize,
+    samples: usize,
+    kind: PortKind,
+) -> Result<serde_json::Value, String> {
     let agent = agent_binary()?;
     let sb = OvsSandbox::start(SandboxOptions {
-        netns: false,
+        netns: true,
         bridges: vec!["br-int".into()],
     })
     .map_err(|e| e.to_string())?;
     let state = sb.dir().join("state.json");
-    std::fs::write(&state, state_json(pods, 100, 50, samples)).map_err(|e| e.to_string())?;
+    std::fs::write(&state, state_json(pods, LATENCY_NODES, 50, samples))
+        .map_err(|e| e.to_string())?;
     let a = RunningAgent::start(&agent, &sb, &state, "latency")?;
     a.wait_ready(Duration::from_secs(120))?;
+    // node0's own pods (state_json puts pod i on node i % nodes).
+    let resident: Vec<(String, String)> = (0..pods)
+        .filter(|i| i % LATENCY_NODES == 0)
+        .map(|i| (format!("rp{i}"), format!("pod-{i}.default")))
+        .collect();
+    let names: Vec<String> = (0..samples).map(|j| format!("lp{j}")).collect();
+    let resident_names: Vec<String> = resident.iter().map(|(n, _)| n.clone()).collect();
+    kind.prepare(&sb, &resident_names)?;
+    kind.prepare(&sb, &names)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     let db = sb.db_sock();
-    let mut lat = Vec::with_capacity(samples);
+    let (mut from_port, mut from_request) = (Vec::with_capacity(samples), Vec::new());
     rt.block_on(async {
-        let conn = Connection::connect(&sb.mgmt_target("br-int"), ConnOptions::default()).await.map_err(|e| e.to_string())?;
+        let mut ofports = OfportWatch::start(&db)?;
+        let conn = Connection::connect(&sb.mgmt_target("br-int"), ConnOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
         let mut events = conn.take_events().ok_or("no events")?;
         let mut req = Vec::new();
         encode_flow_monitor_request(7, monitor_flags::ADD, 0, &Match::new(), 0, &mut req);
-        conn.multipart(req).await.map_err(|e| format!("flow monitor: {e}"))?;
-        for j in 0..samples {
+        conn.multipart(req)
+            .await
+            .map_err(|e| format!("flow monitor: {e}"))?;
+        // The node's running pods first, untimed.
+        if !resident.is_empty() {
+            let mut args: Vec<String> = Vec::new();
+            for (n, id) in &resident {
+                args.extend(
+                    ["--", "add-port", "br-int", n, "--", "set", "interface", n].map(String::from),
+                );
+                if kind == PortKind::Internal {
+                    args.push("type=internal".into());
+                }
+                args.push(format!("external_ids:iface-id={id}"));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            sb.vsctl(&args).map_err(|e| e.to_string())?;
+            let mut bound = 0;
+            while bound < resident.len() {
+                let Some((ports, _)) = classified(&mut events, Duration::from_secs(30)).await
+                else {
+                    return Err(format!(
+                        "only {bound} of {} resident pods got flows within 30 s",
+                        resident.len()
+                    ));
+                };
+                bound += ports.len();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        for (j, name) in names.iter().enumerate() {
             let iface_id = format!("pod-{}.default", pods + j);
-            let ops = add_internal_port_ops("br-int", &format!("lp{j}"), &iface_id);
+            let ops = kind.add_port_ops("br-int", name, &iface_id);
             let t0 = Instant::now();
             let db2 = db.clone();
-            tokio::task::spawn_blocking(move || ovsdb_transact(&db2, ops)).await.map_err(|e| e.to_string())??;
-            // Wait for a classifier flow matching the new port (table 0, priority 200, in_port).
-            let deadline = Instant::now() + Duration::from_secs(5);
-            let mut seen = false;
-            while !seen {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let Ok(Some(ev)) = tokio::time::timeout(left, events.recv()).await else {
-                    return Err(format!("no flow for {iface_id} within 5 s"));
+            tokio::task::spawn_blocking(move || ovsdb_transact(&db2, ops))
+                .await
+                .map_err(|e| e.to_string())??;
+            let (ofport, t_port) = ofports
+                .wait(name, Duration::from_secs(5))
+                .await
+                .ok_or(format!("{name} got no ofport within 5 s"))?;
+            let t_flow = loop {
+                let Some((ports, t)) = classified(&mut events, Duration::from_secs(5)).await else {
+                    return Err(format!(
+                        "no flow for {iface_id} (ofport {ofport}) within 5 s"
+                    ));
                 };
-                if let Event::Message(f) = ev {
-                    if let Ok((_, Message::MultipartReply { body: MultipartReply::FlowMonitor(ups), .. })) = Message::decode(f.as_slice()) {
-                        seen = ups.iter().any(|u| matches!(u, FlowUpdate::Added(full) if full.table == 0 && full.priority == 200 && full.matches.get(Field::InPort).is_some()));
-                    }
+                if ports.contains(&ofport) {
+                    break t;
                 }
-            }
-            lat.push(t0.elapsed().as_secs_f64() * 1e3);
+            };
+            from_port.push(t_flow.saturating_duration_since(t_port).as_secs_f64() * 1e3);
+            from_request.push((t_flow - t0).as_secs_f64() * 1e3);
+            // The pod goes; the next one comes to a node of the same size.
+            sb.vsctl(&["del-port", "br-int", name])
+                .map_err(|e| e.to_string())?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok::<(), String>(())
     })?;
+    // The agent's own account of each port and batch, for finding where the time went.
+    if std::env::var_os("KOVS_BENCH_SHOW_LOG").is_some() {
+        eprintln!("{}", a.log_text());
+    }
     a.stop();
-    lat.sort_by(|x, y| x.partial_cmp(y).unwrap());
-    let pick = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+    let pick = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        round(v[((v.len() as f64 - 1.0) * q).round() as usize], 2)
+    };
     Ok(serde_json::json!({
         "bench": "pod-latency",
         "pods": pods,
-        "samples": lat.len(),
-        "p50_ms": round(pick(0.5), 2),
-        "p99_ms": round(pick(0.99), 2),
-        "max_ms": round(pick(1.0), 2),
+        "node_ports": resident_names.len() + 1,
+        "port_type": kind.as_str(),
+        "samples": from_port.len(),
+        "p50_ms": pick(&mut from_port, 0.5),
+        "p99_ms": pick(&mut from_port, 0.99),
+        "max_ms": pick(&mut from_port, 1.0),
+        "from_request_p50_ms": pick(&mut from_request, 0.5),
+        "from_request_p99_ms": pick(&mut from_request, 0.99),
+        "from_request_max_ms": pick(&mut from_request, 1.0),
     }))
 }
 
-/// One OVSDB transaction adding an internal port bound to `iface_id` (as a CNI binds a pod).
-fn add_internal_port_ops(bridge: &str, name: &str, iface_id: &str) -> serde_json::Value {
-    serde_json::json!([
-        {"op": "insert", "table": "Interface", "row": {"name": name, "type": "internal",
-            "external_ids": ["map", [["iface-id", iface_id]]]}, "uuid-name": "i"},
-        {"op": "insert", "table": "Port", "row": {"name": name, "interfaces": ["named-uuid", "i"]}, "uuid-name": "p"},
-        {"op": "mutate", "table": "Bridge", "where": [["name", "==", bridge]],
-            "mutations": [["ports", "insert", ["set", [["named-uuid", "p"]]]]]}
-    ])
+/// The in_ports of the pod classifier flows (table 0, priority 200) in the next flow monitor
+/// update that has any, and when it arrived; `None` after `within`.
+async fn classified(
+    events: &mut tokio::sync::mpsc::Receiver<Event>,
+    within: Duration,
+) -> Option<(Vec<i64>, Instant)> {
+    let deadline = Instant::now() + within;
+    let mut ports = Vec::new();
+    while ports.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Event::Message(f) = tokio::time::timeout(left, events.recv()).await.ok()?? else {
+            continue;
+        };
+        let Ok((
+            _,
+            Message::MultipartReply {
+                body: MultipartReply::FlowMonitor(ups),
+                ..
+            },
+        )) = Message::decode(f.as_slice())
+        else {
+            continue;
+        };
+        ports.extend(ups.iter().filter_map(|u| match u {
+            FlowUpdate::Added(full) if full.table == 0 && full.priority == 200 => {
+                full.matches.get(Field::InPort).map(|m| m.value as i64)
+            }
+            _ => None,
+        }));
+    }
+    Some((ports, Instant::now()))
+}
+
+/// Ofports as ovsdb-server reports them, by interface name, with when they were seen: an OVSDB
+/// `monitor` of the Interface table read on a thread of its own, so the time is taken on arrival.
+struct OfportWatch {
+    rx: tokio::sync::mpsc::UnboundedReceiver<(String, i64, Instant)>,
+    seen: std::collections::HashMap<String, (i64, Instant)>,
+}
+
+impl OfportWatch {
+    fn start(db: &Path) -> Result<OfportWatch, String> {
+        let mut s = UnixStream::connect(db).map_err(|e| format!("{}: {e}", db.display()))?;
+        let req = serde_json::json!({"method": "monitor", "id": "ofports", "params":
+            ["Open_vSwitch", null, {"Interface": {"columns": ["name", "ofport"]}}]});
+        s.write_all(req.to_string().as_bytes())
+            .map_err(|e| e.to_string())?;
+        let mut echo = s.try_clone().map_err(|e| e.to_string())?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            let values = serde_json::Deserializer::from_reader(std::io::BufReader::new(s))
+                .into_iter::<serde_json::Value>();
+            for v in values {
+                let Ok(v) = v else { return };
+                let now = Instant::now();
+                if v["method"] == "echo" {
+                    let reply =
+                        serde_json::json!({"id": v["id"], "result": v["params"], "error": null});
+                    let _ = echo.write_all(reply.to_string().as_bytes());
+                    continue;
+                }
+                let rows = if v["method"] == "update" {
+                    &v["params"][1]["Interface"]
+                } else {
+                    &v["result"]["Interface"]
+                };
+                for row in rows.as_object().into_iter().flat_map(|m| m.values()) {
+                    let new = &row["new"];
+                    if let (Some(name), Some(ofport)) =
+                        (new["name"].as_str(), new["ofport"].as_i64())
+                    {
+                        if ofport > 0 && tx.send((name.to_string(), ofport, now)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(OfportWatch {
+            rx,
+            seen: Default::default(),
+        })
+    }
+
+    /// The first ofport seen for `name` since the last call for it, and when.
+    async fn wait(&mut self, name: &str, within: Duration) -> Option<(i64, Instant)> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(hit) = self.seen.remove(name) {
+                return Some(hit);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (n, port, t) = tokio::time::timeout(left, self.rx.recv()).await.ok()??;
+            self.seen.entry(n).or_insert((port, t));
+        }
+    }
+}
+
+/// What backs a benchmark's pod port: an OVS internal port (a tap device ovs-vswitchd creates
+/// while it adds the port), or the host end of a veth pair made beforehand, as a CNI plugin does
+/// (Kube-OVN's CNI adds the host end of the pod's veth to br-int).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortKind {
+    Internal,
+    Veth,
+}
+
+impl PortKind {
+    pub fn parse(s: &str) -> Result<PortKind, String> {
+        match s {
+            "internal" => Ok(PortKind::Internal),
+            "veth" => Ok(PortKind::Veth),
+            _ => Err(format!("--port-type {s}: want veth or internal")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortKind::Internal => "internal",
+            PortKind::Veth => "veth",
+        }
+    }
+
+    /// Creates what must exist before the port is added (untimed): for a veth, the pair, both
+    /// ends up, inside the sandbox's netns (deleted with it). One `ip -batch` for all names.
+    fn prepare(self, sb: &OvsSandbox, names: &[String]) -> Result<(), String> {
+        if self == PortKind::Internal || names.is_empty() {
+            return Ok(());
+        }
+        if sb.netns().is_none() {
+            return Err("veth ports need a sandbox with its own netns".into());
+        }
+        let mut batch = String::new();
+        for n in names {
+            batch.push_str(&format!(
+                "link add {n} type veth peer name {n}p\nlink set {n} up\nlink set {n}p up\n"
+            ));
+        }
+        let file = sb.dir().join("veths.batch");
+        std::fs::write(&file, batch).map_err(|e| e.to_string())?;
+        let out = sb
+            .exec("ip", &["-batch", &file.display().to_string()])
+            .map_err(|e| format!("ip -batch: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ip -batch: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    }
+
+    /// One OVSDB transaction adding port `name` to `bridge`, bound to `iface_id` (as a CNI binds
+    /// a pod): an internal interface, or the existing device `name` (type "", a system port).
+    fn add_port_ops(self, bridge: &str, name: &str, iface_id: &str) -> serde_json::Value {
+        let mut iface = serde_json::json!({"name": name,
+            "external_ids": ["map", [["iface-id", iface_id]]]});
+        if self == PortKind::Internal {
+            iface["type"] = "internal".into();
+        }
+        serde_json::json!([
+            {"op": "insert", "table": "Interface", "row": iface, "uuid-name": "i"},
+            {"op": "insert", "table": "Port", "row": {"name": name, "interfaces": ["named-uuid", "i"]}, "uuid-name": "p"},
+            {"op": "mutate", "table": "Bridge", "where": [["name", "==", bridge]],
+                "mutations": [["ports", "insert", ["set", [["named-uuid", "p"]]]]]}
+        ])
+    }
 }
 
 /// `kovs-bench port-add-stall --ports N [--samples K]`: no agent runs. On a userspace-datapath
 /// bridge already holding N internal ports, one more is added (one OVSDB transaction) and a
 /// barrier round trip is polled for 80 ms; the worst one is how long ovs-vswitchd's OpenFlow
 /// channel stalled. This is the floor under `pod-latency`, whose pods are internal ports too.
-pub fn port_add_stall(ports: usize, samples: usize) -> Result<serde_json::Value, String> {
+pub fn port_add_stall(
+    ports: usize,
+    samples: usize,
+    kind: PortKind,
+) -> Result<serde_json::Value, String> {
     let samples = samples.max(1);
     let sb = OvsSandbox::start(SandboxOptions {
         netns: true,
@@ -471,19 +705,15 @@ pub fn port_add_stall(ports: usize, samples: usize) -> Result<serde_json::Value,
     })
     .map_err(|e| e.to_string())?;
     let names: Vec<String> = (0..ports).map(|i| format!("lp{i}")).collect();
+    let extra: Vec<String> = (0..samples).map(|k| format!("x{k}")).collect();
+    kind.prepare(&sb, &names)?;
+    kind.prepare(&sb, &extra)?;
     let mut args: Vec<&str> = Vec::new();
     for n in &names {
-        args.extend([
-            "--",
-            "add-port",
-            "br-int",
-            n,
-            "--",
-            "set",
-            "interface",
-            n,
-            "type=internal",
-        ]);
+        args.extend(["--", "add-port", "br-int", n]);
+        if kind == PortKind::Internal {
+            args.extend(["--", "set", "interface", n, "type=internal"]);
+        }
     }
     if !args.is_empty() {
         sb.vsctl(&args).map_err(|e| e.to_string())?;
@@ -508,8 +738,8 @@ pub fn port_add_stall(ports: usize, samples: usize) -> Result<serde_json::Value,
             idle.push(barrier_ms().await?);
         }
         let mut stalls = Vec::with_capacity(samples);
-        for k in 0..samples {
-            let ops = add_internal_port_ops("br-int", &format!("x{k}"), &format!("x{k}.bench"));
+        for name in &extra {
+            let ops = kind.add_port_ops("br-int", name, &format!("{name}.bench"));
             let db2 = db.clone();
             tokio::task::spawn_blocking(move || ovsdb_transact(&db2, ops))
                 .await
@@ -534,6 +764,7 @@ pub fn port_add_stall(ports: usize, samples: usize) -> Result<serde_json::Value,
     Ok(serde_json::json!({
         "bench": "port-add-stall",
         "ports": ports,
+        "port_type": kind.as_str(),
         "samples": stalls.len(),
         "idle_barrier_ms": round(idle_ms, 3),
         "stall_p50_ms": round(stall_p50, 1),

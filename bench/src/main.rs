@@ -12,8 +12,8 @@ const USAGE: &str = "usage:
   kovs-bench install [--flows N] [--runs N]
   kovs-bench delta [--flows N] [--change-pct P]
   kovs-bench restart [--flows N]
-  kovs-bench pod-latency [--pods N] [--samples N]
-  kovs-bench port-add-stall [--ports N] [--samples N]
+  kovs-bench pod-latency [--pods N] [--samples N] [--port-type internal|veth]
+  kovs-bench port-add-stall [--ports N] [--samples N] [--port-type internal|veth]
   kovs-bench memory [--flows N]
   kovs-bench compile [--pods N] [--nodes N] [--subnets N]
 ";
@@ -44,6 +44,11 @@ fn num(f: &BTreeMap<String, String>, name: &str, default: usize) -> Result<usize
     }
 }
 
+/// `--port-type`: internal (the default; Kube-OVN's `internal-port` pod NIC type) or veth.
+fn port_kind(f: &BTreeMap<String, String>) -> Result<agent_bench::PortKind, String> {
+    agent_bench::PortKind::parse(f.get("port-type").map_or("internal", String::as_str))
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = argv.first() else {
@@ -63,12 +68,16 @@ fn main() {
                 .transpose()?
                 .unwrap_or(1.0),
         ),
-        "pod-latency" => {
-            agent_bench::pod_latency(num(&f, "pods", 10_000)?, num(&f, "samples", 200)?)
-        }
-        "port-add-stall" => {
-            agent_bench::port_add_stall(num(&f, "ports", 400)?, num(&f, "samples", 10)?)
-        }
+        "pod-latency" => agent_bench::pod_latency(
+            num(&f, "pods", 10_000)?,
+            num(&f, "samples", 200)?,
+            port_kind(&f)?,
+        ),
+        "port-add-stall" => agent_bench::port_add_stall(
+            num(&f, "ports", 400)?,
+            num(&f, "samples", 10)?,
+            port_kind(&f)?,
+        ),
         "install" => install_bench::run(num(&f, "flows", 100_000)?, num(&f, "runs", 3)?),
         "encode" => encode_bench::run(num(&f, "flows", 1_000_000)?),
         "compile" => Ok(compile_bench::run(
