@@ -197,6 +197,9 @@ struct Bridge {
     conn: Option<Connection>,
     /// A full resync is due (new connection, drift seen).
     resync_at: Option<Instant>,
+    /// The connection (by generation) that last got a full sync: deltas go only to it.
+    synced_generation: Option<u64>,
+    /// A full sync has succeeded once (readiness).
     synced_once: bool,
     /// A flow monitor was requested on the current connection.
     monitoring: bool,
@@ -396,9 +399,13 @@ async fn agent(cfg: Config) -> Result<(), String> {
         // Send: a full resync where one is due, else the delta.
         let mut sent_any = !delta.is_empty();
         for b in bridges.values_mut() {
-            // The Connected event can arrive before the switch handle holds the connection.
+            // The Connected event can arrive before the switch handle holds the connection, or
+            // after it (when another input was handled first). Either way a connection not yet
+            // fully synced gets a full sync before any delta: what its switch holds is unknown
+            // until dumped (e.g. ovs-vswitchd drops connections when the datapath ID changes).
             if b.conn.as_ref().is_none_or(|c| c.is_closed()) {
                 b.conn = b.switch.current();
+                b.monitoring = false;
             }
             let Some(conn) = b.conn.clone() else {
                 continue;
@@ -420,10 +427,17 @@ async fn agent(cfg: Config) -> Result<(), String> {
                 });
             }
             let t = Instant::now();
-            let resync = b.resync_at.is_some_and(|at| at <= Instant::now());
-            if !resync && delta.is_empty() {
-                continue;
-            }
+            let resync = match plan_send(
+                conn.generation(),
+                b.synced_generation,
+                &mut b.resync_at,
+                t,
+                delta.is_empty(),
+            ) {
+                Send::Nothing => continue,
+                Send::Full => true,
+                Send::Delta => false,
+            };
             // Bounded: a connection that dies mid-transaction must not stall the loop.
             let work = async {
                 if resync {
@@ -445,7 +459,8 @@ async fn agent(cfg: Config) -> Result<(), String> {
                     let r = b.sync.sync_full(&conn, compiler.flows()).await;
                     if let Ok(r) = &r {
                         b.resync_at = None;
-                        info!(bridge = %b.sync.name, installed_before = r.installed_before, "resynced");
+                        b.synced_generation = conn.generation();
+                        info!(bridge = %b.sync.name, generation = conn.generation().unwrap_or(0), installed_before = r.installed_before, "resynced");
                     }
                     r
                 } else {
@@ -473,9 +488,9 @@ async fn agent(cfg: Config) -> Result<(), String> {
                         metrics.error("openflow");
                     }
                     if r.flow_mods() > 0 || !b.synced_once {
-                        info!(bridge = %b.sync.name, adds = r.adds, modifies = r.modifies, deletes = r.deletes, bundles = r.bundles, ms = t.elapsed().as_secs_f64() * 1e3, "batch");
+                        info!(bridge = %b.sync.name, generation = conn.generation().unwrap_or(0), adds = r.adds, modifies = r.modifies, deletes = r.deletes, bundles = r.bundles, ms = t.elapsed().as_secs_f64() * 1e3, "batch");
                     }
-                    b.synced_once = true;
+                    b.synced_once |= resync;
                 }
                 Err(e) => {
                     warn!("{e}");
@@ -509,6 +524,40 @@ async fn agent(cfg: Config) -> Result<(), String> {
         b.switch.stop();
     }
     Ok(())
+}
+
+/// What a bridge's connection gets in one round of the loop.
+#[derive(Debug, PartialEq, Eq)]
+enum Send {
+    Nothing,
+    /// Dump and compare with the whole desired state.
+    Full,
+    Delta,
+}
+
+/// A connection gets deltas only after a full sync of its own (`synced_generation`): until then
+/// what its switch holds is unknown, and a delta would be relative to flows it may not have.
+/// Such a connection is due a full sync now, unless one is already scheduled (a retry after a
+/// failure keeps its delay); meanwhile it gets nothing, as the sync will carry the delta (the
+/// compiler's state has it already).
+fn plan_send(
+    conn_generation: Option<u64>,
+    synced_generation: Option<u64>,
+    resync_at: &mut Option<Instant>,
+    now: Instant,
+    delta_is_empty: bool,
+) -> Send {
+    let unsynced = conn_generation != synced_generation;
+    if unsynced {
+        resync_at.get_or_insert(now);
+    }
+    if resync_at.is_some_and(|at| at <= now) {
+        Send::Full
+    } else if unsynced || delta_is_empty {
+        Send::Nothing
+    } else {
+        Send::Delta
+    }
 }
 
 /// Polls the state files on a thread of its own. Parsing allocates a lot that lives only until
@@ -555,14 +604,25 @@ fn handle_switch_event(input: Input, bridges: &mut BTreeMap<BridgeId, Bridge>, m
     match ev {
         Event::Connected { generation, .. } => {
             info!(bridge = %b.sync.name, generation, "connected");
-            b.conn = b.switch.current();
-            b.resync_at = Some(Instant::now());
+            if b.conn.as_ref().and_then(Connection::generation) != Some(generation) {
+                b.conn = b.switch.current();
+                b.monitoring = false;
+            }
+            if b.synced_generation != Some(generation) {
+                b.resync_at.get_or_insert_with(Instant::now);
+            }
             metrics.set_switch_connected(true);
         }
-        Event::Disconnected { reason, .. } => {
+        Event::Disconnected { generation, reason } => {
             warn!(bridge = %b.sync.name, %reason, "disconnected");
-            b.conn = None;
-            b.monitoring = false;
+            // The loop may hold the next connection already.
+            if b.conn
+                .as_ref()
+                .is_none_or(|c| c.generation() == Some(generation))
+            {
+                b.conn = None;
+                b.monitoring = false;
+            }
             metrics.set_switch_connected(false);
             metrics.error("connection");
         }
@@ -834,6 +894,7 @@ fn connect_bridge(
             switch: sw,
             conn: None,
             resync_at: None,
+            synced_generation: None,
             synced_once: false,
             monitoring: false,
             monitor_refused: Arc::new(AtomicBool::new(false)),
@@ -946,4 +1007,45 @@ fn status(
         "podsBound": compiler.config().ports.pods.len(),
         "providerNetworks": providers.status(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_gets_no_delta_before_its_own_full_sync() {
+        let now = Instant::now();
+        let later = now + Duration::from_millis(500);
+        // A new connection (picked up before its Connected event): full sync, delta or not.
+        let mut at = None;
+        assert_eq!(plan_send(Some(2), Some(1), &mut at, now, false), Send::Full);
+        assert_eq!(at, Some(now));
+        let mut at = None;
+        assert_eq!(plan_send(Some(1), None, &mut at, now, true), Send::Full);
+        // Its retry is scheduled later: nothing until then, not the delta.
+        let mut at = Some(later);
+        assert_eq!(
+            plan_send(Some(2), Some(1), &mut at, now, false),
+            Send::Nothing
+        );
+        assert_eq!(at, Some(later), "the retry keeps its delay");
+        assert_eq!(
+            plan_send(Some(2), Some(1), &mut at, later, false),
+            Send::Full
+        );
+        // The synced connection: deltas; a due resync (drift) wins.
+        let mut at = None;
+        assert_eq!(
+            plan_send(Some(2), Some(2), &mut at, now, false),
+            Send::Delta
+        );
+        assert_eq!(
+            plan_send(Some(2), Some(2), &mut at, now, true),
+            Send::Nothing
+        );
+        assert_eq!(at, None);
+        let mut at = Some(now);
+        assert_eq!(plan_send(Some(2), Some(2), &mut at, now, false), Send::Full);
+    }
 }

@@ -213,6 +213,7 @@ impl Cluster {
     fn restart_agent(&mut self, i: usize, tunnel: &str) -> String {
         let node = ["node1", "node2"][i];
         let old = self.agents[i].take().map(|a| a.stop()).unwrap_or_default();
+        assert_sync_order(&old);
         self.agents[i] = Some(start_agent(&self.topo, node, &self.dir, tunnel));
         old
     }
@@ -223,6 +224,23 @@ impl Cluster {
         self.agents[i]
             .as_ref()
             .is_some_and(|a| a.wait_log(needle, within))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            for a in self.agents.iter().flatten() {
+                assert_sync_order(&a.log());
+            }
+        }
+    }
+}
+
+/// Deltas only after the full sync of the same connection; ready only after a full sync.
+fn assert_sync_order(log: &str) {
+    if let Err(e) = kovs_tests::check_sync_order(log) {
+        panic!("{e}\n{log}");
     }
 }
 
@@ -562,6 +580,7 @@ fn stt_is_programmed_and_traced() {
         assert!(t.elapsed() < Duration::from_secs(10), "{}", ag.log());
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert_sync_order(&ag.log());
     let n1 = topo.node("node1");
     let stt = n1.ofport("kovs-stt").unwrap();
     let p = n1.ofport(a.port_name()).unwrap();

@@ -242,6 +242,23 @@ impl Underlay {
     }
 }
 
+impl Drop for Underlay {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            for a in &self.agents {
+                assert_sync_order(&a.log());
+            }
+        }
+    }
+}
+
+/// Deltas only after the full sync of the same connection; ready only after a full sync.
+fn assert_sync_order(log: &str) {
+    if let Err(e) = kovs_tests::check_sync_order(log) {
+        panic!("{e}\n{log}");
+    }
+}
+
 #[test]
 fn vlan_100_and_vlan_0_pods_ping_across_the_wire_with_the_right_tags() {
     let u = Underlay::new();
@@ -444,8 +461,8 @@ fn local_underlay_arp_stays_off_the_wire_and_restart_is_hitless() {
         kovs_tests::ip(Some(u.topo.node("node1").netns()), &["-j", "addr", "show"]).unwrap();
     let ping = u.pod(u1).start_ping(u.pod(u2).ip(), 0.01).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let old = u.agents.remove(0);
-    drop(old);
+    let old = u.agents.remove(0).stop();
+    assert_sync_order(&old);
     u.agents
         .insert(0, start_agent(&u.topo, "node1", &u.dir, "2"));
     let t = Instant::now();

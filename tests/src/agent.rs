@@ -75,3 +75,28 @@ impl Drop for AgentProcess {
         self.terminate();
     }
 }
+
+/// Checks an agent log for the order the reconcile loop promises: a bridge connection gets
+/// deltas (`batch` lines) only after a full sync of that same connection (`resynced` with the
+/// same `bridge=` and `generation=`), and `ready` comes only after a full sync. Returns the
+/// offending line.
+pub fn check_sync_order(log: &str) -> Result<(), String> {
+    let field = |line: &str, key: &str| -> Option<String> {
+        let at = line.find(&format!(" {key}="))? + key.len() + 2;
+        line[at..].split(' ').next().map(str::to_string)
+    };
+    let mut synced = std::collections::BTreeSet::new();
+    for line in log.lines() {
+        let connection = (field(line, "bridge"), field(line, "generation"));
+        if line.contains(" resynced ") {
+            synced.insert(connection);
+        } else if line.contains(" batch ") && !synced.contains(&connection) {
+            return Err(format!(
+                "a delta before the full sync of its connection: {line}"
+            ));
+        } else if line.contains(" ready ") && synced.is_empty() {
+            return Err(format!("ready before any full sync: {line}"));
+        }
+    }
+    Ok(())
+}

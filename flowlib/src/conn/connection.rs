@@ -94,6 +94,7 @@ pub(super) struct Inner {
     pub(super) shared: Arc<Shared>,
     pub(super) data_tx: mpsc::Sender<Bytes>,
     features: Features,
+    generation: Option<u64>,
     events_rx: Mutex<Option<mpsc::Receiver<Event>>>,
 }
 
@@ -538,9 +539,16 @@ impl Connection {
                 shared,
                 data_tx,
                 features,
+                generation,
                 events_rx: Mutex::new(events_rx),
             }),
         })
+    }
+
+    /// Which of its [`Switch`](super::Switch)'s connections this is (the first is 1), as in
+    /// its `Connected` event; `None` for a connection made on its own.
+    pub fn generation(&self) -> Option<u64> {
+        self.inner.generation
     }
 
     /// The switch's FEATURES_REPLY.

@@ -761,6 +761,7 @@ async fn switch_reconnects_and_announces_generations() {
             e => panic!("{e:?}"),
         }
         let conn = sw.connection().await.unwrap();
+        assert_eq!(conn.generation(), Some(generation));
         let (r, ()) = tokio::join!(conn.barrier(), async {
             let f = fake.read().await;
             fake.reply_empty(MsgType::BarrierReply, f.xid()).await;
