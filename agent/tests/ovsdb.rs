@@ -59,6 +59,18 @@ async fn wait_ok(child: tokio::process::Child) {
     assert!(out.status.success(), "ovs-vsctl failed: {}", out.status);
 }
 
+/// Polls `ok` until it holds; panics after 5 s.
+async fn wait_until(mut ok: impl FnMut() -> bool, what: &str) {
+    let t = Instant::now();
+    while !ok() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{what}: not within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits for the first event matching `pred`, returning it and how long it took from `since`.
 async fn next_matching<R: ovsdb::Row>(
     w: &mut Watch<R>,
@@ -315,6 +327,44 @@ async fn ensure_bridge_creates_is_idempotent_and_leaves_foreign_bridges() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // The datapath ID is pinned, so a port with a lower MAC (the node port, an uplink) does not
+    // change it; ovs-vswitchd would drop every OpenFlow connection if it did.
+    let pinned = vsctl(&sb, &["get", "bridge", "br-x", "other_config:datapath-id"]);
+    let pinned = pinned.trim_matches('"').to_string();
+    assert!(
+        pinned.len() == 16 && pinned.chars().all(|c| c.is_ascii_hexdigit()),
+        "{pinned}"
+    );
+    let dpid = || {
+        vsctl(&sb, &["get", "bridge", "br-x", "datapath_id"])
+            .trim_matches('"')
+            .to_string()
+    };
+    wait_until(
+        || dpid() == pinned,
+        "ovs-vswitchd uses the pinned datapath ID",
+    )
+    .await;
+    vsctl(
+        &sb,
+        &[
+            "add-port",
+            "br-x",
+            "lowmac",
+            "--",
+            "set",
+            "interface",
+            "lowmac",
+            "type=internal",
+            "mac=\"00:00:00:00:00:01\"",
+        ],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(dpid(), pinned, "a low-MAC port changed the datapath ID");
+    vsctl(&sb, &["del-port", "br-x", "lowmac"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while watch.try_next().is_some() {}
+
     // Idempotent: nothing written, so the monitor stays silent.
     assert_eq!(vs.ensure_bridge(&spec).await.unwrap(), Ensured::Unchanged);
     assert_eq!(vs.ensure_bridge(&spec).await.unwrap(), Ensured::Unchanged);
@@ -347,6 +397,21 @@ async fn ensure_bridge_creates_is_idempotent_and_leaves_foreign_bridges() {
     assert_eq!(
         vsctl(&sb, &["get", "bridge", "br-x", "external_ids:note"]),
         "hi"
+    );
+    // A kovs bridge without a pinned datapath ID (an older kovs made it) gets the one it has.
+    vsctl(
+        &sb,
+        &["remove", "bridge", "br-x", "other_config", "datapath-id"],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let current = dpid();
+    assert_eq!(
+        vs.ensure_bridge(&spec).await.unwrap(),
+        Ensured::Updated(vec!["other_config:datapath-id"])
+    );
+    assert_eq!(
+        vsctl(&sb, &["get", "bridge", "br-x", "other_config:datapath-id"]).trim_matches('"'),
+        current
     );
 
     // Someone else's bridge: reported, never modified.

@@ -113,6 +113,23 @@ impl BridgeSpec {
     }
 }
 
+/// `Bridge.other_config` key that fixes the OpenFlow datapath ID. Unset, ovs-vswitchd derives
+/// the ID from the lowest non-local MAC among the bridge's ports, so adding the node port (its
+/// MAC is the node's join MAC), an uplink NIC or a pod's port can change it, and ovs-vswitchd
+/// then drops every OpenFlow connection to the bridge.
+pub const DATAPATH_ID_KEY: &str = "datapath-id";
+
+/// A random datapath ID shaped like ovs-vswitchd's own: a locally administered unicast MAC in
+/// the low 48 bits, 16 hex digits.
+fn random_datapath_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let mac = (r & 0x0000_ffff_ffff_ffff | 0x0000_0200_0000_0000) & !0x0000_0100_0000_0000;
+    format!("{mac:016x}")
+}
+
 /// What a kovs port (one Port with one Interface of the same name) should look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortSpec {
@@ -311,6 +328,7 @@ impl Vswitch {
                         "protocols": set_to_json(&spec.protocols),
                         "fail_mode": opt_to_json(spec.fail_mode.as_ref()),
                         "external_ids": map_to_json(&with_owner(&spec.external_ids)),
+                        "other_config": map_to_json(&str_map([(DATAPATH_ID_KEY, random_datapath_id().as_str())])),
                     }),
                     Some("bridge"),
                 ),
@@ -347,20 +365,32 @@ impl Vswitch {
         if !owned(&br.external_ids) {
             return Ok(Some(Ensured::Foreign { mismatched }));
         }
-        if mismatched.is_empty() {
+        // Pin the datapath ID (to the one it has, when ovs-vswitchd has reported it).
+        let pin = (!br.other_config.contains_key(DATAPATH_ID_KEY))
+            .then(|| br.datapath_id.clone().unwrap_or_else(random_datapath_id));
+        if mismatched.is_empty() && pin.is_none() {
             return Ok(Some(Ensured::Unchanged));
         }
         // The owner condition makes this a no-op if the bridge changed hands meanwhile.
-        let r = self
-            .transact(vec![
-                op::update(
-                    Bridge::TABLE,
-                    vec![uuid_is(&br.uuid), owner_cond()],
-                    Value::Object(row),
-                ),
-                op::comment(&format!("kovs: ensure_bridge {}", spec.name)),
-            ])
-            .await?;
+        let mut ops = vec![op::update(
+            Bridge::TABLE,
+            vec![uuid_is(&br.uuid), owner_cond()],
+            Value::Object(row),
+        )];
+        if let Some(id) = &pin {
+            mismatched.push("other_config:datapath-id");
+            ops.push(op::mutate(
+                Bridge::TABLE,
+                vec![uuid_is(&br.uuid), owner_cond()],
+                vec![op::mutation(
+                    "other_config",
+                    "insert",
+                    map_to_json(&str_map([(DATAPATH_ID_KEY, id.as_str())])),
+                )],
+            ));
+        }
+        ops.push(op::comment(&format!("kovs: ensure_bridge {}", spec.name)));
+        let r = self.transact(ops).await?;
         Ok((count(&r[0]) == 1).then_some(Ensured::Updated(mismatched)))
     }
 

@@ -43,6 +43,8 @@ pub struct Bridge {
     pub fail_mode: Option<String>,
     pub external_ids: BTreeMap<String, String>,
     pub other_config: BTreeMap<String, String>,
+    /// What ovs-vswitchd reports (16 hex digits); `None` until it has seen the bridge.
+    pub datapath_id: Option<String>,
 }
 
 impl Row for Bridge {
@@ -55,6 +57,7 @@ impl Row for Bridge {
         "fail_mode",
         "external_ids",
         "other_config",
+        "datapath_id",
     ];
 
     fn from_row(uuid: Uuid, r: &Map<String, Value>) -> Result<Self, Error> {
@@ -67,6 +70,7 @@ impl Row for Bridge {
             fail_mode: col::opt(r, "fail_mode")?,
             external_ids: col::map(r, "external_ids")?,
             other_config: col::map(r, "other_config")?,
+            datapath_id: col::opt(r, "datapath_id")?,
         })
     }
 
