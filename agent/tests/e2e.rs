@@ -74,12 +74,23 @@ fn wait_ping(from: &Pod, to: Ipv4Addr, within: Duration) -> bool {
     false
 }
 
+/// Two nodes whose br-int is kovs's, as on a node where the agent made it on an earlier run (the
+/// harness makes br-int so pods can be plugged before an agent starts). The agent then treats
+/// it as its own: among other things it pins the datapath ID, so plugging a pod or the node port
+/// does not make ovs-vswitchd drop the OpenFlow connection.
 fn two_nodes() -> Topology {
-    Topology::new(&[
+    let topo = Topology::new(&[
         NodeSpec::new("node1", Ipv4Addr::new(172, 18, 0, 1), 24),
         NodeSpec::new("node2", Ipv4Addr::new(172, 18, 0, 2), 24),
     ])
-    .expect("two-node topology")
+    .expect("two-node topology");
+    for node in ["node1", "node2"] {
+        topo.node(node)
+            .sandbox()
+            .vsctl(&["set", "bridge", "br-int", "external_ids:kovs-owner=kovs"])
+            .expect("mark br-int");
+    }
+    topo
 }
 
 const MAC_A: [u8; 6] = [0, 0, 0, 0xaa, 0, 0x0a];
