@@ -63,6 +63,7 @@ struct Inner {
     ovsdb_connected: Gauge,
     ready: Gauge,
     pods_bound: Gauge,
+    pod_port_seconds: Histogram,
 }
 
 /// Exponential bucket bounds from `10^from` to `10^to` seconds, three per
@@ -179,6 +180,14 @@ impl Metrics {
             ready.clone(),
         );
 
+        let pod_port_seconds = Histogram::new(bundle_buckets());
+        registry.register_with_unit(
+            "pod_port",
+            "Time from a pod's port getting its ofport (the OVSDB update) to the switch acknowledging its flows",
+            Unit::Seconds,
+            pod_port_seconds.clone(),
+        );
+
         let pods_bound = Gauge::default();
         registry.register(
             "pods_bound",
@@ -216,6 +225,7 @@ impl Metrics {
                 ovsdb_connected,
                 ready,
                 pods_bound,
+                pod_port_seconds,
             }),
         }
     }
@@ -261,6 +271,11 @@ impl Metrics {
             .objects_rejected
             .get_or_create(&KindLabel::new(kind))
             .set(n);
+    }
+
+    /// One pod port whose flows the switch acknowledged `secs` after its ofport was reported.
+    pub fn pod_port_installed(&self, secs: f64) {
+        self.inner.pod_port_seconds.observe(secs);
     }
 
     /// Counts one reconcile pass that took `secs` seconds.

@@ -312,6 +312,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
     loop {
         let mut changes = Vec::new();
         let mut port_events = Vec::new();
+        let mut ports_seen = Instant::now();
         tokio::select! {
             _ = tick.tick() => {
                 if let Some(r) = load_apart(&mut watcher) {
@@ -339,6 +340,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
                 }
             }
             ev = iface_watch.next() => {
+                ports_seen = Instant::now();
                 if let Some(ev) = ev {
                     port_events.push(ev);
                 }
@@ -359,10 +361,14 @@ async fn agent(cfg: Config) -> Result<(), String> {
         // Ports: pods appear, move and vanish; kovs's own ports may be renumbered.
         let mut delta = Delta::default();
         let mut infra_changed = false;
+        // Pods whose port got an ofport (and so flows) in this round, for kovs_pod_port_seconds.
+        let mut pods_plugged = 0usize;
         for ev in port_events {
             for (iface_id, ofport) in ports.apply(ev, &mut infra_changed) {
                 tracing::debug!(%iface_id, ?ofport, "port");
-                delta.compose(compiler.set_port(&iface_id, ofport));
+                let d = compiler.set_port(&iface_id, ofport);
+                pods_plugged += usize::from(ofport.is_some() && !d.is_empty());
+                delta.compose(d);
             }
         }
         if infra_changed {
@@ -491,6 +497,12 @@ async fn agent(cfg: Config) -> Result<(), String> {
                         info!(bridge = %b.sync.name, generation = conn.generation().unwrap_or(0), adds = r.adds, modifies = r.modifies, deletes = r.deletes, bundles = r.bundles, ms = t.elapsed().as_secs_f64() * 1e3, "batch");
                     }
                     b.synced_once |= resync;
+                    if b.sync.bridge == 0 {
+                        let secs = ports_seen.elapsed().as_secs_f64();
+                        for _ in 0..std::mem::take(&mut pods_plugged) {
+                            metrics.pod_port_installed(secs);
+                        }
+                    }
                 }
                 Err(e) => {
                     warn!("{e}");

@@ -98,6 +98,15 @@ const MAC_B: [u8; 6] = [0, 0, 0, 0xaa, 0, 0x0b];
 const MAC_C: [u8; 6] = [0, 0, 0, 0xbb, 0, 0x0a];
 const MAC_R: [u8; 6] = [0, 0, 0, 0xcc, 0, 0x0a];
 
+/// The agent's `/metrics` on `node`, by plain HTTP from inside the node's namespace.
+fn metrics(topo: &Topology, node: &str) -> String {
+    let m = topo.node(node).sandbox().exec(
+        "bash",
+        &["-c", "exec 3<>/dev/tcp/127.0.0.1/10665; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"],
+    ).unwrap();
+    String::from_utf8_lossy(&m.stdout).to_string()
+}
+
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
@@ -328,6 +337,13 @@ fn pods_come_and_go_while_the_agent_runs() {
         "pod-d answered only after {took:?}"
     );
     eprintln!("new pod answered after {took:?}");
+    // node2's agent timed it: from the port's ofport to its flows acknowledged.
+    let m = metrics(&c.topo, "node2");
+    let count = m
+        .lines()
+        .find_map(|l| l.strip_prefix("kovs_pod_port_seconds_count "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(count.is_some_and(|n| n >= 1), "{m}");
     // Deleted: its flows are gone on both nodes.
     std::fs::write(c.dir.join("cluster.yaml"), state(&c.topo)).unwrap();
     c.topo.node_mut("node2").remove_pod(d).unwrap();
@@ -429,11 +445,7 @@ fn bad_input_is_reported_and_drift_is_repaired() {
     assert_eq!((s, r), (5, 5), "running pods keep working");
     // The metric says so too.
     // Plain HTTP from inside the node's namespace, with nothing but bash.
-    let m = c.topo.node("node1").sandbox().exec(
-        "bash",
-        &["-c", "exec 3<>/dev/tcp/127.0.0.1/10665; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"],
-    ).unwrap();
-    let m = String::from_utf8_lossy(&m.stdout).to_string();
+    let m = metrics(&c.topo, "node1");
     assert!(
         m.contains("kovs_objects_rejected{kind=\"Subnet\"} 1"),
         "{m}"
