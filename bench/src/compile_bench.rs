@@ -50,8 +50,22 @@ pub fn run(pods: usize, nodes: usize, subnets: usize) -> serde_json::Value {
         } / set.len() as f64;
         drop((plan, set));
     }
+    let local: Vec<(String, u32)> = state
+        .pods_on_node(&node_name(0))
+        .take(100)
+        .map(|p| (p.iface_id(), cfg.ports.pods[&p.iface_id()]))
+        .collect();
     // Incremental: add then delete pods, one change at a time.
     let mut compiler = Compiler::new(cfg, objects);
+    // A local pod's port goes and comes back (what an OVSDB port event costs to compile).
+    let mut port_ns = Vec::new();
+    for (id, ofport) in &local {
+        let t = Instant::now();
+        let gone = compiler.set_port(id, None);
+        let back = compiler.set_port(id, Some(*ofport));
+        port_ns.push(t.elapsed().as_nanos() as f64 / 2.0);
+        assert!(!gone.is_empty() && !back.is_empty());
+    }
     let mut add_ns = Vec::new();
     let mut del_ns = Vec::new();
     let mut touched = 0usize;
@@ -87,6 +101,7 @@ pub fn run(pods: usize, nodes: usize, subnets: usize) -> serde_json::Value {
         "validate_ms": round(validate_ms, 2),
         "pod_add_us": round(median(&mut add_ns) / 1e3, 2),
         "pod_del_us": round(median(&mut del_ns) / 1e3, 2),
+        "port_set_us": if port_ns.is_empty() { serde_json::Value::Null } else { round(median(&mut port_ns) / 1e3, 2).into() },
         "delta_flows_per_change": round(touched as f64 / (add_ns.len() + del_ns.len()) as f64, 2),
         "bytes_per_flow": round(bytes_per_flow, 1),
     })

@@ -152,17 +152,7 @@ impl Compiler {
         if before == ofport {
             return Delta::default();
         }
-        let owner = self
-            .state
-            .pods
-            .values()
-            .find(|p| p.iface_id() == iface_id && *p.node == *self.cfg.node)
-            .map(|p| {
-                Owner::Pod(crate::model::PodName {
-                    namespace: p.namespace.clone(),
-                    name: p.name.clone(),
-                })
-            });
+        let owner = self.local_pod_by_iface_id(iface_id).map(Owner::Pod);
         let old = owner.as_ref().map(|o| self.emit(o)).unwrap_or_default();
         match ofport {
             Some(p) => self.cfg.ports.pods.insert(iface_id.to_string(), p),
@@ -170,6 +160,20 @@ impl Compiler {
         };
         let new = owner.as_ref().map(|o| self.emit(o)).unwrap_or_default();
         self.commit_owner_delta(&old, &new)
+    }
+
+    /// The valid pod on this node whose iface-id (`<name>.<namespace>`) is `iface_id`. The
+    /// split is tried at each '.', so this is a few map lookups, not a scan of every pod (which
+    /// cost 3 ms per port event at 100k pods).
+    fn local_pod_by_iface_id(&self, iface_id: &str) -> Option<PodName> {
+        iface_id.match_indices('.').find_map(|(at, _)| {
+            let key = PodName {
+                namespace: iface_id[at + 1..].into(),
+                name: iface_id[..at].into(),
+            };
+            let p = self.state.pods.get(&key)?;
+            (*p.node == *self.cfg.node).then_some(key)
+        })
     }
 
     /// Replaces the node configuration (ports, tunnel type) and recompiles.

@@ -225,3 +225,55 @@ fn subnet_keys_do_not_move_when_other_subnets_come_and_go() {
         );
     }
 }
+
+#[test]
+fn a_port_event_recompiles_only_its_local_pod() {
+    // Pod names may hold dots; the iface-id is `<name>.<namespace>`.
+    let mut objects = base_objects();
+    let yaml = pod_yaml(
+        "web.v1",
+        "node1",
+        "ovn-default",
+        "10.16.0.77",
+        "00:00:00:77:00:01",
+    ) + "---\n"
+        + &pod_yaml(
+            "far",
+            "node2",
+            "ovn-default",
+            "10.16.0.78",
+            "00:00:00:77:00:02",
+        );
+    for o in load_yaml_str(&yaml, "gen")
+        .objects
+        .into_iter()
+        .map(|(_, o)| o)
+    {
+        objects.apply(Change::Apply(o));
+    }
+    let cfg = NodeConfig::new("node1", TunnelType::Geneve);
+    let mut compiler = Compiler::new(cfg.clone(), objects.clone());
+    let mut mirror = compiler.flows();
+    let mut plugged = cfg.clone();
+    plugged.ports.pods.insert("web.v1.default".into(), 60);
+
+    let delta = compiler.set_port("web.v1.default", Some(60));
+    assert!(!delta.add.is_empty(), "{delta:?}");
+    mirror.apply(&delta);
+    assert!(mirror.diff(&full(&plugged, &objects)).is_empty());
+    // Renumbered: the in_port matches are replaced, the output actions modified.
+    let delta = compiler.set_port("web.v1.default", Some(61));
+    assert_eq!((delta.add.len(), delta.delete.len()), (3, 3), "{delta:?}");
+    assert_eq!(delta.modify.len(), 1, "{delta:?}");
+    mirror.apply(&delta);
+    plugged.ports.pods.insert("web.v1.default".into(), 61);
+    assert!(mirror.diff(&full(&plugged, &objects)).is_empty());
+    // A remote pod's or an unknown port on this node adds nothing.
+    assert!(compiler.set_port("far.default", Some(62)).is_empty());
+    assert!(compiler.set_port("web.v1.other", Some(63)).is_empty());
+    assert!(compiler.set_port("no-dots", Some(64)).is_empty());
+    // Unplugged: its flows go.
+    let delta = compiler.set_port("web.v1.default", None);
+    mirror.apply(&delta);
+    assert!(mirror.diff(&full(&cfg, &objects)).is_empty());
+}
