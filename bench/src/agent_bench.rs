@@ -386,11 +386,8 @@ fn ovsdb_transact(db: &Path, ops: serde_json::Value) -> Result<serde_json::Value
     }
 }
 
-/// Nodes in the pod-latency bench's cluster: `--pods` are spread evenly over them.
-const LATENCY_NODES: usize = 100;
-
-/// `kovs-bench pod-latency --pods N`: on node0 of a cluster of N pods over 100 nodes, whose own
-/// pods (N/100) are running with their ports bound, a new pod's port is added (one OVSDB
+/// `kovs-bench pod-latency --pods N [--nodes M]`: on node0 of a cluster of N pods over M nodes
+/// (default 100), whose own pods (N/M) are running with their ports bound, a new pod's port is added (one OVSDB
 /// transaction, as a CNI does) and timed until its classifier flow is in OVS, seen by a flow
 /// monitor of our own; then the pod goes (its port is deleted) and the next sample comes, so the
 /// node keeps its size. Two times per sample: from the port appearing (OVSDB reports its ofport,
@@ -398,9 +395,11 @@ const LATENCY_NODES: usize = 100;
 /// of creating the port).
 pub fn pod_latency(
     pods: usize,
+    nodes: usize,
     samples: usize,
     kind: PortKind,
 ) -> Result<serde_json::Value, String> {
+    let nodes = nodes.max(1);
     let agent = agent_binary()?;
     let sb = OvsSandbox::start(SandboxOptions {
         netns: true,
@@ -408,13 +407,12 @@ pub fn pod_latency(
     })
     .map_err(|e| e.to_string())?;
     let state = sb.dir().join("state.json");
-    std::fs::write(&state, state_json(pods, LATENCY_NODES, 50, samples))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(&state, state_json(pods, nodes, 50, samples)).map_err(|e| e.to_string())?;
     let a = RunningAgent::start(&agent, &sb, &state, "latency")?;
     a.wait_ready(Duration::from_secs(120))?;
     // node0's own pods (state_json puts pod i on node i % nodes).
     let resident: Vec<(String, String)> = (0..pods)
-        .filter(|i| i % LATENCY_NODES == 0)
+        .filter(|i| i % nodes == 0)
         .map(|i| (format!("rp{i}"), format!("pod-{i}.default")))
         .collect();
     let names: Vec<String> = (0..samples).map(|j| format!("lp{j}")).collect();
@@ -508,6 +506,7 @@ pub fn pod_latency(
     Ok(serde_json::json!({
         "bench": "pod-latency",
         "pods": pods,
+        "nodes": nodes,
         "node_ports": resident_names.len() + 1,
         "port_type": kind.as_str(),
         "samples": from_port.len(),

@@ -12,7 +12,7 @@ const USAGE: &str = "usage:
   kovs-bench install [--flows N] [--runs N]
   kovs-bench delta [--flows N] [--change-pct P]
   kovs-bench restart [--flows N]
-  kovs-bench pod-latency [--pods N] [--samples N] [--port-type internal|veth]
+  kovs-bench pod-latency [--pods N] [--nodes N] [--samples N] [--port-type internal|veth]
   kovs-bench port-add-stall [--ports N] [--samples N] [--port-type internal|veth]
   kovs-bench memory [--flows N]
   kovs-bench compile [--pods N] [--nodes N] [--subnets N]
@@ -70,6 +70,7 @@ fn main() {
         ),
         "pod-latency" => agent_bench::pod_latency(
             num(&f, "pods", 10_000)?,
+            num(&f, "nodes", 100)?,
             num(&f, "samples", 200)?,
             port_kind(&f)?,
         ),
