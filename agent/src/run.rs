@@ -309,6 +309,9 @@ async fn agent(cfg: Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut ready = false;
     let mut ready_reported = false;
+    // Ports plugged while the agent runs whose pod's flows are not installed yet, with when the
+    // port got its ofport: for kovs_pod_port_seconds. Bounded by the node's ports.
+    let mut plugged_at: HashMap<String, Instant> = HashMap::new();
     loop {
         let mut changes = Vec::new();
         let mut port_events = Vec::new();
@@ -361,14 +364,14 @@ async fn agent(cfg: Config) -> Result<(), String> {
         // Ports: pods appear, move and vanish; kovs's own ports may be renumbered.
         let mut delta = Delta::default();
         let mut infra_changed = false;
-        // Pods whose port got an ofport (and so flows) in this round, for kovs_pod_port_seconds.
-        let mut pods_plugged = 0usize;
         for ev in port_events {
             for (iface_id, ofport) in ports.apply(ev, &mut infra_changed) {
                 tracing::debug!(%iface_id, ?ofport, "port");
-                let d = compiler.set_port(&iface_id, ofport);
-                pods_plugged += usize::from(ofport.is_some() && !d.is_empty());
-                delta.compose(d);
+                match ofport {
+                    Some(_) => plugged_at.insert(iface_id.clone(), ports_seen),
+                    None => plugged_at.remove(&iface_id),
+                };
+                delta.compose(compiler.set_port(&iface_id, ofport));
             }
         }
         if infra_changed {
@@ -498,10 +501,15 @@ async fn agent(cfg: Config) -> Result<(), String> {
                     }
                     b.synced_once |= resync;
                     if b.sync.bridge == 0 {
-                        let secs = ports_seen.elapsed().as_secs_f64();
-                        for _ in 0..std::mem::take(&mut pods_plugged) {
-                            metrics.pod_port_installed(secs);
-                        }
+                        // Installed now: the plugged ports of valid local pods (the pod may
+                        // have come after its port).
+                        plugged_at.retain(|iface_id, at| {
+                            let installed = compiler.has_local_pod(iface_id);
+                            if installed {
+                                metrics.pod_port_installed(at.elapsed().as_secs_f64());
+                            }
+                            !installed
+                        });
                     }
                 }
                 Err(e) => {
@@ -966,8 +974,8 @@ fn describe_object(compiler: &Compiler, object: u64) -> String {
     use pipelines::ids::object_id;
     let s = compiler.state();
     for p in s.pods.values() {
-        if object_id("Pod", &p.namespace, &p.name) == object {
-            return format!("Pod {}/{}", p.namespace, p.name);
+        if object_id("Pod", p.namespace(), p.name()) == object {
+            return format!("Pod {}", p.id);
         }
     }
     for n in s.subnets.keys() {

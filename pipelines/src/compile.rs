@@ -120,7 +120,7 @@ impl Owner {
         match self {
             Owner::Global => 0,
             Owner::Subnet(n) => object_id("Subnet", "", n),
-            Owner::Pod(p) => object_id("Pod", &p.namespace, &p.name),
+            Owner::Pod(p) => object_id("Pod", p.namespace(), p.name()),
             Owner::Node(n) => object_id("Node", "", n),
             Owner::ProviderNetwork(n) => object_id("ProviderNetwork", "", n),
         }
@@ -995,7 +995,7 @@ pub fn emit_all(
     for pod in state.pods.values() {
         let mut e = Emitter::with_object(
             out,
-            object_id("Pod", &pod.namespace, &pod.name),
+            object_id("Pod", pod.namespace(), pod.name()),
             std::mem::take(&mut scratch),
         );
         emit_pod(&mut e, state, plan, cfg, pod);

@@ -104,7 +104,7 @@ impl Compiler {
             }
         }
         for (n, _) in self.state.parsed_pods() {
-            let k = ObjectKey::pod(&*n.namespace, &*n.name);
+            let k = ObjectKey::pod(n.namespace(), n.name());
             if !new.contains(&k) {
                 v.push(Change::Delete(k));
             }
@@ -162,15 +162,18 @@ impl Compiler {
         self.commit_owner_delta(&old, &new)
     }
 
+    /// Whether `iface_id` is the port of a valid pod on this node (whose flows, once its port
+    /// has an ofport, are in the desired state).
+    pub fn has_local_pod(&self, iface_id: &str) -> bool {
+        self.local_pod_by_iface_id(iface_id).is_some()
+    }
+
     /// The valid pod on this node whose iface-id (`<name>.<namespace>`) is `iface_id`. The
     /// split is tried at each '.', so this is a few map lookups, not a scan of every pod (which
     /// cost 3 ms per port event at 100k pods).
     fn local_pod_by_iface_id(&self, iface_id: &str) -> Option<PodName> {
         iface_id.match_indices('.').find_map(|(at, _)| {
-            let key = PodName {
-                namespace: iface_id[at + 1..].into(),
-                name: iface_id[..at].into(),
-            };
+            let key = PodName::new(&iface_id[at + 1..], &iface_id[..at]);
             let p = self.state.pods.get(&key)?;
             (*p.node == *self.cfg.node).then_some(key)
         })
@@ -307,7 +310,7 @@ impl Compiler {
             for p in &pd.removed {
                 let mut e = Emitter::with_object(
                     &mut old,
-                    object_id("Pod", &p.namespace, &p.name),
+                    object_id("Pod", p.namespace(), p.name()),
                     Vec::new(),
                 );
                 emit_pod(&mut e, &self.state, &self.plan, &self.cfg, p);
@@ -315,7 +318,7 @@ impl Compiler {
             for p in &pd.added {
                 let mut e = Emitter::with_object(
                     &mut new,
-                    object_id("Pod", &p.namespace, &p.name),
+                    object_id("Pod", p.namespace(), p.name()),
                     Vec::new(),
                 );
                 emit_pod(&mut e, &self.state, &self.plan, &self.cfg, p);
@@ -337,8 +340,5 @@ fn needs_raw(key: &ObjectKey, o: &Object) -> bool {
 }
 
 fn pod_name(key: &ObjectKey) -> PodName {
-    PodName {
-        namespace: key.namespace.as_str().into(),
-        name: key.name.as_str().into(),
-    }
+    PodName::new(key.namespace.as_str(), &key.name)
 }

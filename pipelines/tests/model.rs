@@ -726,10 +726,7 @@ fn pod_case(extra: &[String], expected: &str) -> ClusterState {
     docs.extend_from_slice(extra);
     let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
     let s = one_error(&docs, expected);
-    assert!(s.pods.contains_key(&PodName {
-        namespace: "default".into(),
-        name: "a".into()
-    }));
+    assert!(s.pods.contains_key(&PodName::new("default", "a")));
     s
 }
 
@@ -1297,7 +1294,7 @@ fn example_cluster_is_valid() {
     let pods: Vec<String> = s
         .pods
         .values()
-        .map(|p| format!("{} {} {} {}", p.name, p.node, p.subnet, p.ip))
+        .map(|p| format!("{} {} {} {}", p.name(), p.node, p.subnet, p.ip))
         .collect();
     assert_eq!(
         pods,

@@ -360,8 +360,7 @@ fn pod(ns: &str, name: &str, subnet: &str, ip: &str, mac: &str) -> Pod {
 
 fn valid(name: &str, ip: [u8; 4], mac: u8) -> ValidPod {
     ValidPod {
-        namespace: "default".into(),
-        name: name.into(),
+        id: PodName::new("default", name),
         node: "n0".into(),
         subnet: "s0".into(),
         ip: ip.into(),

@@ -484,7 +484,7 @@ impl TestNode {
             .state()
             .pods
             .values()
-            .find(|p| *p.name == *name)
+            .find(|p| p.name() == name)
             .unwrap_or_else(|| panic!("no pod {name} in the state"))
             .clone()
     }

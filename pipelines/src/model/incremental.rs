@@ -101,10 +101,7 @@ struct SubnetClaims {
 }
 
 fn pod_name(pod: &ValidPod) -> PodName {
-    PodName {
-        namespace: pod.namespace.clone(),
-        name: pod.name.clone(),
-    }
+    pod.id.clone()
 }
 
 fn insert_sorted(names: &mut Names, name: PodName) {
@@ -250,10 +247,7 @@ impl ClusterState {
 
     /// Replaces the pod `key` (with its new verdict) and re-decides its claim groups.
     fn apply_pod(&mut self, key: &ObjectKey, verdict: PodVerdict) -> Option<PodDelta> {
-        let name = PodName {
-            namespace: key.namespace.as_str().into(),
-            name: key.name.as_str().into(),
-        };
+        let name = PodName::new(key.namespace.as_str(), &key.name);
         let new = match &verdict {
             PodVerdict::Candidate(p) => Some(p),
             _ => None,
@@ -279,7 +273,7 @@ impl ClusterState {
             PodVerdict::Unbound => (None, Vec::new()),
             PodVerdict::Invalid(errors, values) => {
                 match values {
-                    Some(v) => self.index.parked.insert(name.clone(), v),
+                    Some(v) => self.index.parked.insert(v.id.clone(), v),
                     None => self.index.parked.remove(&name),
                 };
                 (None, errors)
@@ -299,12 +293,12 @@ impl ClusterState {
                 (true, false) => {
                     let p = self.pods.remove(&n).expect("present");
                     delta.removed.push(p.clone());
-                    self.index.duplicates.insert(n.clone(), p);
+                    self.index.duplicates.insert(p.id.clone(), p);
                 }
                 (false, true) => {
                     let p = self.index.duplicates.remove(&n).expect("a candidate");
                     delta.added.push(p.clone());
-                    self.pods.insert(n.clone(), p);
+                    self.pods.insert(p.id.clone(), p);
                 }
                 _ => {}
             }
@@ -322,7 +316,7 @@ impl ClusterState {
             if new_errors.is_empty() {
                 new_valid = Some(p);
             } else {
-                self.index.duplicates.insert(name.clone(), p);
+                self.index.duplicates.insert(p.id.clone(), p);
             }
         }
         if old_valid != new_valid {
@@ -330,12 +324,13 @@ impl ClusterState {
             delta.added.extend(new_valid.clone());
         }
         if let Some(p) = new_valid {
-            self.pods.insert(name.clone(), p);
+            // Keyed by the pod's own name: one allocation for both.
+            self.pods.insert(p.id.clone(), p);
         }
         self.set_pod_errors(&name, new_errors);
 
         let by_key =
-            |a: &ValidPod, b: &ValidPod| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name));
+            |a: &ValidPod, b: &ValidPod| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name()));
         delta.removed.sort_by(by_key);
         delta.added.sort_by(by_key);
         Some(delta)
@@ -344,7 +339,7 @@ impl ClusterState {
     /// Replaces the errors of one pod, keeping `errors` in validation order: pod errors come
     /// after every other kind's, by pod key.
     fn set_pod_errors(&mut self, name: &PodName, errors: Vec<ValidationError>) {
-        let key = (&*name.namespace, &*name.name);
+        let key = (name.namespace(), name.name());
         let start = self.errors.partition_point(|e| e.kind < ObjectKind::Pod);
         let pods = &self.errors[start..];
         let lo = pods.partition_point(|e| pod_error_key(e) < key);

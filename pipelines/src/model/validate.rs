@@ -68,16 +68,51 @@ impl ValidationError {
 /// across all their pods, is most of what keeps the validated state small.
 pub type Name = std::sync::Arc<str>;
 
-/// A pod's identity.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PodName {
-    pub namespace: Name,
-    pub name: Name,
+/// A pod's identity, ordered as the tuple (namespace, name). One allocation per pod, shared by
+/// every index that names the pod (the valid pods' map, the claimant indexes, the pod's own
+/// [`ValidPod`]), each holding 8 bytes: pods are most of a cluster, so the size of this handle
+/// is most of the validated state's.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodName(std::sync::Arc<PodNameParts>);
+
+/// Field order is the order of [`PodName`]s.
+#[derive(PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct PodNameParts {
+    namespace: Name,
+    name: Box<str>,
+}
+
+impl PodName {
+    pub fn new(namespace: impl Into<Name>, name: &str) -> PodName {
+        PodName(std::sync::Arc::new(PodNameParts {
+            namespace: namespace.into(),
+            name: name.into(),
+        }))
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.0.namespace
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The namespace's shared allocation (one per namespace while validating).
+    fn namespace_name(&self) -> &Name {
+        &self.0.namespace
+    }
 }
 
 impl fmt::Display for PodName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        write!(f, "{}/{}", self.namespace(), self.name())
+    }
+}
+
+impl fmt::Debug for PodName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PodName({self})")
     }
 }
 
@@ -361,8 +396,8 @@ impl ValidSubnet {
 /// A pod bound to the dataplane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidPod {
-    pub namespace: Name,
-    pub name: Name,
+    /// Its namespace and name (the same allocation as its key in [`ClusterState::pods`]).
+    pub id: PodName,
     /// `spec.nodeName`, a valid node.
     pub node: Name,
     /// The valid subnet named by `ovn.kubernetes.io/logical_switch`.
@@ -385,25 +420,28 @@ impl SharedNames {
     }
     /// Points the pod's namespace, node and subnet at the shared copies.
     fn share(&mut self, p: &mut ValidPod) {
-        p.namespace = self.get(&p.namespace);
+        let ns = self.get(p.id.namespace_name());
+        if !std::sync::Arc::ptr_eq(&ns, p.id.namespace_name()) {
+            p.id = PodName::new(ns, p.id.name());
+        }
         p.node = self.get(&p.node);
         p.subnet = self.get(&p.subnet);
     }
 }
 
 impl ValidPod {
-    /// The pod's key, sharing its names.
-    pub fn pod_name(&self) -> PodName {
-        PodName {
-            namespace: self.namespace.clone(),
-            name: self.name.clone(),
-        }
+    pub fn namespace(&self) -> &str {
+        self.id.namespace()
+    }
+
+    pub fn name(&self) -> &str {
+        self.id.name()
     }
 
     /// The OVS `external_ids:iface-id` of the pod's port: `<pod>.<namespace>`, as Kube-OVN's
     /// CNI sets it for the primary (`ovn`) provider.
     pub fn iface_id(&self) -> String {
-        format!("{}.{}", self.name, self.namespace)
+        format!("{}.{}", self.name(), self.namespace())
     }
 }
 
@@ -1166,7 +1204,7 @@ impl<'a> Validator<'a> {
                 (None, Some(_)) => false,
                 (Some((k, _)), Some((n, _))) => {
                     let ord =
-                        (k.namespace.as_str(), k.name.as_str()).cmp(&(&*n.namespace, &*n.name));
+                        (k.namespace.as_str(), k.name.as_str()).cmp(&(n.namespace(), n.name()));
                     if ord == std::cmp::Ordering::Equal {
                         parsed.next(); // the raw object wins
                     }
@@ -1179,7 +1217,7 @@ impl<'a> Validator<'a> {
                 check_pod(key, pod, &ctx)
             } else {
                 let (n, p) = parsed.next().expect("peeked");
-                *odd_namespaces |= n.namespace.contains('/');
+                *odd_namespaces |= n.namespace().contains('/');
                 check_parsed(p, &ctx)
             };
             let mut valid = match verdict {
@@ -1188,7 +1226,7 @@ impl<'a> Validator<'a> {
                     errors.extend(e);
                     if let Some(mut p) = values {
                         names.share(&mut p);
-                        parked.insert(p.pod_name(), p);
+                        parked.insert(p.id.clone(), p);
                     }
                     continue;
                 }
@@ -1200,7 +1238,7 @@ impl<'a> Validator<'a> {
                 .subnets
                 .get_key_value(&*valid.subnet)
                 .expect("a candidate's subnet is valid");
-            let name = valid.pod_name();
+            let name = valid.id.clone();
             let dup = claims.decide(&name, subnet, valid.ip, valid.mac);
             claimants.add(&valid);
             if dup.is_empty() {
@@ -1265,7 +1303,7 @@ pub(super) fn check_pod(key: &ObjectKey, pod: &Pod, ctx: &PodContext<'_>) -> Pod
 /// [`check_pod`] for a pod known by its parsed values (one whose own fields parsed before):
 /// the verdict its raw object would get.
 pub(super) fn check_parsed(p: &ValidPod, ctx: &PodContext<'_>) -> PodVerdict {
-    let key = ObjectKey::pod(&*p.namespace, &*p.name);
+    let key = ObjectKey::pod(p.namespace(), p.name());
     let inputs = PodInputs {
         subnet: Some(&*p.subnet),
         node: &p.node,
@@ -1291,8 +1329,7 @@ pub fn pod_values(key: &ObjectKey, pod: &Pod) -> Option<ValidPod> {
     let ip = parse_ip_list(bound.ip?).ok()??;
     let mac = parse_mac(bound.mac?.trim()).filter(is_unicast_mac)?;
     Some(ValidPod {
-        namespace: key.namespace.as_str().into(),
-        name: key.name.as_str().into(),
+        id: PodName::new(key.namespace.as_str(), &key.name),
         node: pod.spec.node_name.as_str().into(),
         subnet: bound.subnet?.into(),
         ip,
@@ -1443,8 +1480,7 @@ fn check_inputs(key: &ObjectKey, bound: PodInputs<'_>, ctx: &PodContext<'_>) -> 
     // Its own fields parsed: the values decide it from now on (see `check_parsed`).
     let values = match (bound.subnet, ip, mac) {
         (Some(subnet), Some(ip), Some(mac)) => Some(ValidPod {
-            namespace: key.namespace.as_str().into(),
-            name: key.name.as_str().into(),
+            id: PodName::new(key.namespace.as_str(), &key.name),
             node: node.into(),
             subnet: subnet.into(),
             ip,
@@ -1486,25 +1522,17 @@ impl<'a> Claims<'a> {
             message,
         };
         let mut errors = Vec::new();
-        if let Some(PodName {
-            namespace: ns,
-            name,
-        }) = self.ips.get(&(subnet, ip))
-        {
+        if let Some(holder) = self.ips.get(&(subnet, ip)) {
             errors.push(error(
                 ANNOTATION_IP_ADDRESS,
-                format!("{ip} is already used by Pod \"{ns}/{name}\" in Subnet \"{subnet}\""),
+                format!("{ip} is already used by Pod \"{holder}\" in Subnet \"{subnet}\""),
             ));
         }
-        if let Some(PodName {
-            namespace: ns,
-            name,
-        }) = self.macs.get(&(subnet, mac))
-        {
+        if let Some(holder) = self.macs.get(&(subnet, mac)) {
             errors.push(error(
                 ANNOTATION_MAC_ADDRESS,
                 format!(
-                    "{} is already used by Pod \"{ns}/{name}\" in Subnet \"{subnet}\"",
+                    "{} is already used by Pod \"{holder}\" in Subnet \"{subnet}\"",
                     MacDisplay(&mac)
                 ),
             ));

@@ -126,8 +126,8 @@ fn run(state_path: &str, tunnel: &str, hold: bool) -> Result<bool, String> {
             .map_err(|e| e.to_string())?;
         println!(
             "    pod {}/{} on {}: {} ({}), subnet {} ({}), vpc {}",
-            p.namespace,
-            p.name,
+            p.namespace(),
+            p.name(),
             p.node,
             p.ip,
             pipelines::model::format_mac(&p.mac),
@@ -141,7 +141,7 @@ fn run(state_path: &str, tunnel: &str, hold: bool) -> Result<bool, String> {
             s.vpc
         );
         pods.push(Member {
-            name: p.name.to_string(),
+            name: p.name().to_string(),
             subnet: s.name.clone(),
             vpc: s.vpc.clone(),
             routed: s.is_routed(),
