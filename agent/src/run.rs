@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -201,10 +201,11 @@ struct Bridge {
     synced_generation: Option<u64>,
     /// A full sync has succeeded once (readiness).
     synced_once: bool,
-    /// A flow monitor was requested on the current connection.
-    monitoring: bool,
-    /// The switch refused the flow monitor: drift is found by the periodic comparison.
-    monitor_refused: Arc<AtomicBool>,
+    /// The connection (by generation) a flow monitor was requested on.
+    monitored_generation: Option<u64>,
+    /// The connection (by generation; 0: none) whose switch refused the flow monitor: its
+    /// drift is found by the periodic comparison.
+    monitor_refused: Arc<AtomicU64>,
 }
 
 async fn agent(cfg: Config) -> Result<(), String> {
@@ -337,7 +338,9 @@ async fn agent(cfg: Config) -> Result<(), String> {
             _ = periodic.tick() => {
                 // Drift check for switches without a flow monitor: compare by dump.
                 for b in bridges.values_mut() {
-                    if !b.monitoring || b.monitor_refused.load(Ordering::Relaxed) {
+                    let current = b.conn.as_ref().and_then(Connection::generation);
+                    let refused = b.monitor_refused.load(Ordering::Relaxed);
+                    if b.monitored_generation != current || current == Some(refused) {
                         b.resync_at.get_or_insert_with(Instant::now);
                     }
                 }
@@ -367,10 +370,17 @@ async fn agent(cfg: Config) -> Result<(), String> {
         for ev in port_events {
             for (iface_id, ofport) in ports.apply(ev, &mut infra_changed) {
                 tracing::debug!(%iface_id, ?ofport, "port");
+                // Timed from when the port got (another) ofport; an update of other columns,
+                // or the same ofport again after an OVSDB reconnect, is not a plug.
                 match ofport {
-                    Some(_) => plugged_at.insert(iface_id.clone(), ports_seen),
-                    None => plugged_at.remove(&iface_id),
-                };
+                    Some(_) if compiler.config().ports.pods.get(&iface_id).copied() != ofport => {
+                        plugged_at.insert(iface_id.clone(), ports_seen);
+                    }
+                    Some(_) => {}
+                    None => {
+                        plugged_at.remove(&iface_id);
+                    }
+                }
                 delta.compose(compiler.set_port(&iface_id, ofport));
             }
         }
@@ -414,15 +424,15 @@ async fn agent(cfg: Config) -> Result<(), String> {
             // until dumped (e.g. ovs-vswitchd drops connections when the datapath ID changes).
             if b.conn.as_ref().is_none_or(|c| c.is_closed()) {
                 b.conn = b.switch.current();
-                b.monitoring = false;
             }
             let Some(conn) = b.conn.clone() else {
                 continue;
             };
-            if !b.monitoring {
-                b.monitoring = true;
-                b.monitor_refused.store(false, Ordering::Relaxed);
+            // One flow monitor per connection.
+            if b.monitored_generation != conn.generation() {
+                b.monitored_generation = conn.generation();
                 let refused = b.monitor_refused.clone();
+                let generation = conn.generation().unwrap_or(0);
                 let c = conn.clone();
                 tokio::spawn(async move {
                     // Drift: be told when anyone else changes flows.
@@ -431,7 +441,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
                     encode_flow_monitor_request(1, flags, 255, &Match::new(), 0, &mut req);
                     if let Err(e) = c.multipart(req).await {
                         warn!("flow monitor not available ({e}); drift is found by the periodic check");
-                        refused.store(true, Ordering::Relaxed);
+                        refused.store(generation, Ordering::Relaxed);
                     }
                 });
             }
@@ -515,6 +525,9 @@ async fn agent(cfg: Config) -> Result<(), String> {
                 Err(e) => {
                     warn!("{e}");
                     metrics.error("openflow");
+                    // What the switch holds is unknown now: no more deltas until a full sync,
+                    // which is retried after a pause.
+                    b.synced_generation = None;
                     b.resync_at = Some(Instant::now() + Duration::from_millis(500));
                 }
             }
@@ -624,12 +637,10 @@ fn handle_switch_event(input: Input, bridges: &mut BTreeMap<BridgeId, Bridge>, m
     match ev {
         Event::Connected { generation, .. } => {
             info!(bridge = %b.sync.name, generation, "connected");
-            if b.conn.as_ref().and_then(Connection::generation) != Some(generation) {
+            // The loop may hold this connection, or a newer one, already. What a connection
+            // gets (a full sync first, a flow monitor) is decided by the loop, by generation.
+            if b.conn.as_ref().and_then(Connection::generation) < Some(generation) {
                 b.conn = b.switch.current();
-                b.monitoring = false;
-            }
-            if b.synced_generation != Some(generation) {
-                b.resync_at.get_or_insert_with(Instant::now);
             }
             metrics.set_switch_connected(true);
         }
@@ -641,7 +652,6 @@ fn handle_switch_event(input: Input, bridges: &mut BTreeMap<BridgeId, Bridge>, m
                 .is_none_or(|c| c.generation() == Some(generation))
             {
                 b.conn = None;
-                b.monitoring = false;
             }
             metrics.set_switch_connected(false);
             metrics.error("connection");
@@ -916,8 +926,8 @@ fn connect_bridge(
             resync_at: None,
             synced_generation: None,
             synced_once: false,
-            monitoring: false,
-            monitor_refused: Arc::new(AtomicBool::new(false)),
+            monitored_generation: None,
+            monitor_refused: Arc::new(AtomicU64::new(0)),
         },
     );
     Ok(())

@@ -338,12 +338,39 @@ fn pods_come_and_go_while_the_agent_runs() {
     );
     eprintln!("new pod answered after {took:?}");
     // node2's agent timed it: from the port's ofport to its flows acknowledged.
-    let m = metrics(&c.topo, "node2");
-    let count = m
-        .lines()
-        .find_map(|l| l.strip_prefix("kovs_pod_port_seconds_count "))
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    assert!(count.is_some_and(|n| n >= 1), "{m}");
+    let plugs = || {
+        let m = metrics(&c.topo, "node2");
+        let n = m
+            .lines()
+            .find_map(|l| l.strip_prefix("kovs_pod_port_seconds_count "))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        (n.unwrap_or(0), m)
+    };
+    let (before, m) = plugs();
+    assert!(before >= 1, "{m}");
+    // An update of other columns of its interface row is not a plug.
+    c.topo
+        .node("node2")
+        .sandbox()
+        .vsctl(&["set", "interface", d.port_name(), "external_ids:note=x"])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // ...also once node2 next installs something (pod-e, remote to it).
+    yaml += &pod_yaml(
+        "pod-e",
+        "node1",
+        "ovn-default",
+        ip("10.16.0.14"),
+        [0, 0, 0, 0xaa, 0, 0x0e],
+    );
+    std::fs::write(c.dir.join("cluster.yaml"), &yaml).unwrap();
+    let t = Instant::now();
+    while !has("node2", "dl_dst=00:00:00:aa:00:0e") {
+        assert!(t.elapsed() < Duration::from_secs(5), "{}", c.logs());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (after, m) = plugs();
+    assert_eq!(after, before, "{m}");
     // Deleted: its flows are gone on both nodes.
     std::fs::write(c.dir.join("cluster.yaml"), state(&c.topo)).unwrap();
     c.topo.node_mut("node2").remove_pod(d).unwrap();

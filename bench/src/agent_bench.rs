@@ -450,16 +450,18 @@ pub fn pod_latency(
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             sb.vsctl(&args).map_err(|e| e.to_string())?;
-            let mut bound = 0;
-            while bound < resident.len() {
+            // Each pod has two classifier flows (IP and ARP): count ports, not flows.
+            let mut bound = std::collections::HashSet::new();
+            while bound.len() < resident.len() {
                 let Some((ports, _)) = classified(&mut events, Duration::from_secs(30)).await
                 else {
                     return Err(format!(
-                        "only {bound} of {} resident pods got flows within 30 s",
+                        "only {} of {} resident pods got flows within 30 s",
+                        bound.len(),
                         resident.len()
                     ));
                 };
-                bound += ports.len();
+                bound.extend(ports);
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -86,7 +86,9 @@ pub fn check_sync_order(log: &str) -> Result<(), String> {
         line[at..].split(' ').next().map(str::to_string)
     };
     let mut synced = std::collections::BTreeSet::new();
-    for line in log.lines() {
+    // A running agent may be writing its last line.
+    let complete = log.rfind('\n').map_or("", |end| &log[..end]);
+    for line in complete.lines() {
         let connection = (field(line, "bridge"), field(line, "generation"));
         if line.contains(" resynced ") {
             synced.insert(connection);
