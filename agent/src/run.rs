@@ -18,6 +18,7 @@ use flowlib::wire::message::{
 };
 use flowlib::wire::Match;
 use pipelines::flowset::BridgeId;
+use pipelines::ids::object_id;
 use pipelines::model::{Loaded, ObjectKind};
 use pipelines::tables::*;
 use pipelines::{Compiler, Delta, NodeConfig, TunnelType};
@@ -512,9 +513,12 @@ async fn agent(cfg: Config) -> Result<(), String> {
                     b.synced_once |= resync;
                     if b.sync.bridge == 0 {
                         // Installed now: the plugged ports of valid local pods (the pod may
-                        // have come after its port).
+                        // have come after its port) whose flows the switch did not reject.
+                        let failed = &b.sync.failed_objects;
                         plugged_at.retain(|iface_id, at| {
-                            let installed = compiler.has_local_pod(iface_id);
+                            let installed = compiler.local_pod(iface_id).is_some_and(|p| {
+                                !failed.contains(&object_id("Pod", p.namespace(), p.name()))
+                            });
                             if installed {
                                 metrics.pod_port_installed(at.elapsed().as_secs_f64());
                             }
@@ -981,7 +985,6 @@ fn report_rejections(compiler: &Compiler, metrics: &Metrics) {
 
 /// Which object a cookie's object part names.
 fn describe_object(compiler: &Compiler, object: u64) -> String {
-    use pipelines::ids::object_id;
     let s = compiler.state();
     for p in s.pods.values() {
         if object_id("Pod", p.namespace(), p.name()) == object {

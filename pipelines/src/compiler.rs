@@ -152,7 +152,7 @@ impl Compiler {
         if before == ofport {
             return Delta::default();
         }
-        let owner = self.local_pod_by_iface_id(iface_id).map(Owner::Pod);
+        let owner = self.local_pod(iface_id).map(Owner::Pod);
         let old = owner.as_ref().map(|o| self.emit(o)).unwrap_or_default();
         match ofport {
             Some(p) => self.cfg.ports.pods.insert(iface_id.to_string(), p),
@@ -162,16 +162,11 @@ impl Compiler {
         self.commit_owner_delta(&old, &new)
     }
 
-    /// Whether `iface_id` is the port of a valid pod on this node (whose flows, once its port
-    /// has an ofport, are in the desired state).
-    pub fn has_local_pod(&self, iface_id: &str) -> bool {
-        self.local_pod_by_iface_id(iface_id).is_some()
-    }
-
-    /// The valid pod on this node whose iface-id (`<name>.<namespace>`) is `iface_id`. The
-    /// split is tried at each '.', so this is a few map lookups, not a scan of every pod (which
-    /// cost 3 ms per port event at 100k pods).
-    fn local_pod_by_iface_id(&self, iface_id: &str) -> Option<PodName> {
+    /// The valid pod on this node whose port is `iface_id` (`<name>.<namespace>`): once the port
+    /// has an ofport, its flows are in the desired state. The split is tried at each '.', so
+    /// this is a few map lookups, not a scan of every pod (which cost 3 ms per port event at
+    /// 100k pods).
+    pub fn local_pod(&self, iface_id: &str) -> Option<PodName> {
         iface_id.match_indices('.').find_map(|(at, _)| {
             let key = PodName::new(&iface_id[at + 1..], &iface_id[..at]);
             let p = self.state.pods.get(&key)?;
