@@ -18,7 +18,7 @@ use flowlib::wire::message::{
 };
 use flowlib::wire::Match;
 use pipelines::flowset::BridgeId;
-use pipelines::ids::object_id;
+use pipelines::ids::{object_id, pod_object_id};
 use pipelines::model::{Loaded, ObjectKind};
 use pipelines::tables::*;
 use pipelines::{Compiler, Delta, NodeConfig, TunnelType};
@@ -454,9 +454,9 @@ async fn agent(cfg: Config) -> Result<(), String> {
                 t,
                 delta.is_empty(),
             ) {
-                Send::Nothing => continue,
-                Send::Full => true,
-                Send::Delta => false,
+                SendPlan::Nothing => continue,
+                SendPlan::Full => true,
+                SendPlan::Delta => false,
             };
             // Bounded: a connection that dies mid-transaction must not stall the loop.
             let work = async {
@@ -516,9 +516,9 @@ async fn agent(cfg: Config) -> Result<(), String> {
                         // have come after its port) whose flows the switch did not reject.
                         let failed = &b.sync.failed_objects;
                         plugged_at.retain(|iface_id, at| {
-                            let installed = compiler.local_pod(iface_id).is_some_and(|p| {
-                                !failed.contains(&object_id("Pod", p.namespace(), p.name()))
-                            });
+                            let installed = compiler
+                                .local_pod(iface_id)
+                                .is_some_and(|p| !failed.contains(&pod_object_id(&p)));
                             if installed {
                                 metrics.pod_port_installed(at.elapsed().as_secs_f64());
                             }
@@ -565,7 +565,7 @@ async fn agent(cfg: Config) -> Result<(), String> {
 
 /// What a bridge's connection gets in one round of the loop.
 #[derive(Debug, PartialEq, Eq)]
-enum Send {
+enum SendPlan {
     Nothing,
     /// Dump and compare with the whole desired state.
     Full,
@@ -583,17 +583,17 @@ fn plan_send(
     resync_at: &mut Option<Instant>,
     now: Instant,
     delta_is_empty: bool,
-) -> Send {
+) -> SendPlan {
     let unsynced = conn_generation != synced_generation;
     if unsynced {
         resync_at.get_or_insert(now);
     }
     if resync_at.is_some_and(|at| at <= now) {
-        Send::Full
+        SendPlan::Full
     } else if unsynced || delta_is_empty {
-        Send::Nothing
+        SendPlan::Nothing
     } else {
-        Send::Delta
+        SendPlan::Delta
     }
 }
 
@@ -987,7 +987,7 @@ fn report_rejections(compiler: &Compiler, metrics: &Metrics) {
 fn describe_object(compiler: &Compiler, object: u64) -> String {
     let s = compiler.state();
     for p in s.pods.values() {
-        if object_id("Pod", p.namespace(), p.name()) == object {
+        if pod_object_id(&p.id) == object {
             return format!("Pod {}", p.id);
         }
     }
@@ -1052,33 +1052,39 @@ mod tests {
         let later = now + Duration::from_millis(500);
         // A new connection (picked up before its Connected event): full sync, delta or not.
         let mut at = None;
-        assert_eq!(plan_send(Some(2), Some(1), &mut at, now, false), Send::Full);
+        assert_eq!(
+            plan_send(Some(2), Some(1), &mut at, now, false),
+            SendPlan::Full
+        );
         assert_eq!(at, Some(now));
         let mut at = None;
-        assert_eq!(plan_send(Some(1), None, &mut at, now, true), Send::Full);
+        assert_eq!(plan_send(Some(1), None, &mut at, now, true), SendPlan::Full);
         // Its retry is scheduled later: nothing until then, not the delta.
         let mut at = Some(later);
         assert_eq!(
             plan_send(Some(2), Some(1), &mut at, now, false),
-            Send::Nothing
+            SendPlan::Nothing
         );
         assert_eq!(at, Some(later), "the retry keeps its delay");
         assert_eq!(
             plan_send(Some(2), Some(1), &mut at, later, false),
-            Send::Full
+            SendPlan::Full
         );
         // The synced connection: deltas; a due resync (drift) wins.
         let mut at = None;
         assert_eq!(
             plan_send(Some(2), Some(2), &mut at, now, false),
-            Send::Delta
+            SendPlan::Delta
         );
         assert_eq!(
             plan_send(Some(2), Some(2), &mut at, now, true),
-            Send::Nothing
+            SendPlan::Nothing
         );
         assert_eq!(at, None);
         let mut at = Some(now);
-        assert_eq!(plan_send(Some(2), Some(2), &mut at, now, false), Send::Full);
+        assert_eq!(
+            plan_send(Some(2), Some(2), &mut at, now, false),
+            SendPlan::Full
+        );
     }
 }

@@ -93,6 +93,26 @@ fn two_nodes() -> Topology {
     topo
 }
 
+/// [`two_nodes`] with the example state written to node1's state dir (returned) and pod-a
+/// plugged on node1.
+fn two_nodes_with_pod_a() -> (Topology, PathBuf, Pod) {
+    let mut topo = two_nodes();
+    let dir = topo.node("node1").sandbox().dir().join("state");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cluster.yaml"), state(&topo)).unwrap();
+    let a = topo
+        .node_mut("node1")
+        .add_pod(
+            "pod-a.default",
+            ip("10.16.0.10"),
+            16,
+            MAC_A,
+            ip("10.16.0.1"),
+        )
+        .unwrap();
+    (topo, dir, a)
+}
+
 const MAC_A: [u8; 6] = [0, 0, 0, 0xaa, 0, 0x0a];
 const MAC_B: [u8; 6] = [0, 0, 0, 0xaa, 0, 0x0b];
 const MAC_C: [u8; 6] = [0, 0, 0, 0xbb, 0, 0x0a];
@@ -180,20 +200,7 @@ struct Cluster {
 
 impl Cluster {
     fn new(tunnel: &str) -> Cluster {
-        let mut topo = two_nodes();
-        let dir = topo.node("node1").sandbox().dir().join("state");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("cluster.yaml"), state(&topo)).unwrap();
-        let a = topo
-            .node_mut("node1")
-            .add_pod(
-                "pod-a.default",
-                ip("10.16.0.10"),
-                16,
-                MAC_A,
-                ip("10.16.0.1"),
-            )
-            .unwrap();
+        let (mut topo, dir, a) = two_nodes_with_pod_a();
         let b = topo
             .node_mut("node2")
             .add_pod(
@@ -233,7 +240,7 @@ impl Cluster {
     fn restart_agent(&mut self, i: usize, tunnel: &str) -> String {
         let node = ["node1", "node2"][i];
         let old = self.agents[i].take().map(|a| a.stop()).unwrap_or_default();
-        assert_sync_order(&old);
+        kovs_tests::assert_sync_order(&old);
         self.agents[i] = Some(start_agent(&self.topo, node, &self.dir, tunnel));
         old
     }
@@ -251,16 +258,9 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             for a in self.agents.iter().flatten() {
-                assert_sync_order(&a.log());
+                kovs_tests::assert_sync_order(&a.log());
             }
         }
-    }
-}
-
-/// Deltas only after the full sync of the same connection; ready only after a full sync.
-fn assert_sync_order(log: &str) {
-    if let Err(e) = kovs_tests::check_sync_order(log) {
-        panic!("{e}\n{log}");
     }
 }
 
@@ -610,27 +610,14 @@ fn arp_is_answered_inside_ovs_and_reaches_no_pod_or_wire() {
 
 #[test]
 fn stt_is_programmed_and_traced() {
-    let mut topo = two_nodes();
-    let dir = topo.node("node1").sandbox().dir().join("state");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("cluster.yaml"), state(&topo)).unwrap();
-    let a = topo
-        .node_mut("node1")
-        .add_pod(
-            "pod-a.default",
-            ip("10.16.0.10"),
-            16,
-            MAC_A,
-            ip("10.16.0.1"),
-        )
-        .unwrap();
+    let (topo, dir, a) = two_nodes_with_pod_a();
     let ag = start_agent(&topo, "node1", &dir, "stt");
     let t = Instant::now();
     while !ag.log().contains(" ready") {
         assert!(t.elapsed() < Duration::from_secs(10), "{}", ag.log());
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_sync_order(&ag.log());
+    kovs_tests::assert_sync_order(&ag.log());
     let n1 = topo.node("node1");
     let stt = n1.ofport("kovs-stt").unwrap();
     let p = n1.ofport(a.port_name()).unwrap();

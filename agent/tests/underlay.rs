@@ -246,16 +246,9 @@ impl Drop for Underlay {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             for a in &self.agents {
-                assert_sync_order(&a.log());
+                kovs_tests::assert_sync_order(&a.log());
             }
         }
-    }
-}
-
-/// Deltas only after the full sync of the same connection; ready only after a full sync.
-fn assert_sync_order(log: &str) {
-    if let Err(e) = kovs_tests::check_sync_order(log) {
-        panic!("{e}\n{log}");
     }
 }
 
@@ -462,7 +455,7 @@ fn local_underlay_arp_stays_off_the_wire_and_restart_is_hitless() {
     let ping = u.pod(u1).start_ping(u.pod(u2).ip(), 0.01).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let old = u.agents.remove(0).stop();
-    assert_sync_order(&old);
+    kovs_tests::assert_sync_order(&old);
     u.agents
         .insert(0, start_agent(&u.topo, "node1", &u.dir, "2"));
     let t = Instant::now();

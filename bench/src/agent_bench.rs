@@ -438,18 +438,7 @@ pub fn pod_latency(
             .map_err(|e| format!("flow monitor: {e}"))?;
         // The node's running pods first, untimed.
         if !resident.is_empty() {
-            let mut args: Vec<String> = Vec::new();
-            for (n, id) in &resident {
-                args.extend(
-                    ["--", "add-port", "br-int", n, "--", "set", "interface", n].map(String::from),
-                );
-                if kind == PortKind::Internal {
-                    args.push("type=internal".into());
-                }
-                args.push(format!("external_ids:iface-id={id}"));
-            }
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            sb.vsctl(&args).map_err(|e| e.to_string())?;
+            kind.add_ports(&sb, "br-int", &resident)?;
             // Each pod has two classifier flows (IP and ARP): count ports, not flows.
             let mut bound = std::collections::HashSet::new();
             while bound.len() < resident.len() {
@@ -673,6 +662,40 @@ impl PortKind {
         Ok(())
     }
 
+    /// Adds `(name, iface-id)` ports to `bridge` in one `ovs-vsctl` call (setup, untimed).
+    fn add_ports(
+        self,
+        sb: &OvsSandbox,
+        bridge: &str,
+        ports: &[(String, String)],
+    ) -> Result<(), String> {
+        if ports.is_empty() {
+            return Ok(());
+        }
+        let mut args: Vec<String> = Vec::new();
+        for (name, iface_id) in ports {
+            args.extend(
+                [
+                    "--",
+                    "add-port",
+                    bridge,
+                    name,
+                    "--",
+                    "set",
+                    "interface",
+                    name,
+                ]
+                .map(String::from),
+            );
+            if self == PortKind::Internal {
+                args.push("type=internal".into());
+            }
+            args.push(format!("external_ids:iface-id={iface_id}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        sb.vsctl(&args).map(drop).map_err(|e| e.to_string())
+    }
+
     /// One OVSDB transaction adding port `name` to `bridge`, bound to `iface_id` (as a CNI binds
     /// a pod): an internal interface, or the existing device `name` (type "", a system port).
     fn add_port_ops(self, bridge: &str, name: &str, iface_id: &str) -> serde_json::Value {
@@ -709,16 +732,11 @@ pub fn port_add_stall(
     let extra: Vec<String> = (0..samples).map(|k| format!("x{k}")).collect();
     kind.prepare(&sb, &names)?;
     kind.prepare(&sb, &extra)?;
-    let mut args: Vec<&str> = Vec::new();
-    for n in &names {
-        args.extend(["--", "add-port", "br-int", n]);
-        if kind == PortKind::Internal {
-            args.extend(["--", "set", "interface", n, "type=internal"]);
-        }
-    }
-    if !args.is_empty() {
-        sb.vsctl(&args).map_err(|e| e.to_string())?;
-    }
+    let existing: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.clone(), format!("{n}.bench")))
+        .collect();
+    kind.add_ports(&sb, "br-int", &existing)?;
     std::thread::sleep(Duration::from_secs(1));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -10,7 +10,7 @@ use flowlib::wire::{port, Action, Field, Flow, Instructions, Match, Subfield};
 use ipnet::Ipv4Net;
 
 use crate::flowset::{BridgeId, CompactFlow};
-use crate::ids::{allocate, node_mac, object_id, router_mac};
+use crate::ids::{allocate, node_mac, object_id, pod_object_id, router_mac};
 use crate::model::{
     ClusterState, MacAddr, PodName, SubnetMode, ValidPod, ValidSubnet, DEFAULT_VPC,
 };
@@ -120,7 +120,7 @@ impl Owner {
         match self {
             Owner::Global => 0,
             Owner::Subnet(n) => object_id("Subnet", "", n),
-            Owner::Pod(p) => object_id("Pod", p.namespace(), p.name()),
+            Owner::Pod(p) => pod_object_id(p),
             Owner::Node(n) => object_id("Node", "", n),
             Owner::ProviderNetwork(n) => object_id("ProviderNetwork", "", n),
         }
@@ -993,11 +993,7 @@ pub fn emit_all(
     }
     let mut scratch = Vec::with_capacity(256);
     for pod in state.pods.values() {
-        let mut e = Emitter::with_object(
-            out,
-            object_id("Pod", pod.namespace(), pod.name()),
-            std::mem::take(&mut scratch),
-        );
+        let mut e = Emitter::with_object(out, pod_object_id(&pod.id), std::mem::take(&mut scratch));
         emit_pod(&mut e, state, plan, cfg, pod);
         scratch = e.into_scratch();
         sink(out);

@@ -3,7 +3,7 @@
 
 use crate::compile::{emit_all, emit_owner, emit_pod, Bridges, Emitter, NodeConfig, Owner, Plan};
 use crate::flowset::{CompactFlow, Delta, FlowCounts, FlowSet};
-use crate::ids::object_id;
+use crate::ids::pod_object_id;
 use std::collections::BTreeMap;
 
 use crate::model::{
@@ -85,7 +85,7 @@ impl Compiler {
         for (k, o) in new.iter() {
             let same = match o {
                 Object::Pod(p) => {
-                    let held = self.state.parsed_pod(&pod_name(k));
+                    let held = self.state.parsed_pod(&PodName::from(k));
                     match pod_values(k, p) {
                         Some(values) => held == Some(&values),
                         None if !pod_is_bound(p) => held.is_none() && !self.objects.contains(k),
@@ -219,7 +219,7 @@ impl Compiler {
         match c {
             Change::Apply(Object::Pod(p)) => {
                 let key = p.key();
-                let name = pod_name(&key);
+                let name = PodName::from(&key);
                 parsed.remove(&name);
                 match pod_values(&key, &p) {
                     Some(values) => {
@@ -235,7 +235,7 @@ impl Compiler {
                 }
             }
             Change::Delete(k) if k.kind == ObjectKind::Pod => {
-                parsed.remove(&pod_name(&k));
+                parsed.remove(&PodName::from(&k));
                 self.objects.remove(&k);
             }
             c => {
@@ -303,19 +303,11 @@ impl Compiler {
             let mut old = Vec::new();
             let mut new = Vec::new();
             for p in &pd.removed {
-                let mut e = Emitter::with_object(
-                    &mut old,
-                    object_id("Pod", p.namespace(), p.name()),
-                    Vec::new(),
-                );
+                let mut e = Emitter::with_object(&mut old, pod_object_id(&p.id), Vec::new());
                 emit_pod(&mut e, &self.state, &self.plan, &self.cfg, p);
             }
             for p in &pd.added {
-                let mut e = Emitter::with_object(
-                    &mut new,
-                    object_id("Pod", p.namespace(), p.name()),
-                    Vec::new(),
-                );
+                let mut e = Emitter::with_object(&mut new, pod_object_id(&p.id), Vec::new());
                 emit_pod(&mut e, &self.state, &self.plan, &self.cfg, p);
             }
             let d = self.commit_owner_delta(&old, &new);
@@ -332,8 +324,4 @@ fn needs_raw(key: &ObjectKey, o: &Object) -> bool {
         Object::Pod(p) => pod_is_bound(p) && pod_values(key, p).is_none(),
         _ => true,
     }
-}
-
-fn pod_name(key: &ObjectKey) -> PodName {
-    PodName::new(key.namespace.as_str(), &key.name)
 }

@@ -27,6 +27,11 @@ pub fn object_id(kind: &str, namespace: &str, name: &str) -> u64 {
         & crate::tables::COOKIE_OBJECT_MASK
 }
 
+/// The cookie object part of a pod's flows.
+pub fn pod_object_id(pod: &crate::model::PodName) -> u64 {
+    object_id("Pod", pod.namespace(), pod.name())
+}
+
 /// A locally administered unicast MAC: `prefix` then 5 bytes of a hash.
 fn hashed_mac(prefix: u8, parts: &[&[u8]]) -> MacAddr {
     let h = fnv1a(parts).to_be_bytes();

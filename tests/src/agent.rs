@@ -76,6 +76,13 @@ impl Drop for AgentProcess {
     }
 }
 
+/// Panics, with the log, unless [`check_sync_order`] accepts it.
+pub fn assert_sync_order(log: &str) {
+    if let Err(e) = check_sync_order(log) {
+        panic!("{e}\n{log}");
+    }
+}
+
 /// Checks an agent log for the order the reconcile loop promises: a bridge connection gets
 /// deltas (`batch` lines) only after a full sync of that same connection (`resynced` with the
 /// same `bridge=` and `generation=`), and `ready` comes only after a full sync. Returns the

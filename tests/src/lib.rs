@@ -12,7 +12,7 @@ mod sandbox;
 pub mod topology;
 mod util;
 
-pub use agent::{check_sync_order, AgentProcess};
+pub use agent::{assert_sync_order, check_sync_order, AgentProcess};
 pub use names::{cleanup_stale, unique_name};
 pub use netns::{ip, Netns};
 pub use sandbox::{OvsSandbox, SandboxOptions};

@@ -271,7 +271,8 @@ impl Vswitch {
 
     /// Creates the bridge (with its internal port of the same name, which ovs-vswitchd
     /// needs) if missing; if kovs owns it, fixes `datapath_type`, `protocols` and
-    /// `fail_mode`; someone else's bridge is only reported ([`Ensured::Foreign`]).
+    /// `fail_mode` and pins its datapath ID ([`DATAPATH_ID_KEY`]); someone else's bridge is
+    /// only reported ([`Ensured::Foreign`]).
     pub async fn ensure_bridge(&self, spec: &BridgeSpec) -> Result<Ensured, Error> {
         for _ in 0..ATTEMPTS {
             if let Some(done) = self.try_ensure_bridge(spec).await? {

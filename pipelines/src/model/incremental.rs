@@ -100,10 +100,6 @@ struct SubnetClaims {
     macs: HashMap<MacAddr, Names>,
 }
 
-fn pod_name(pod: &ValidPod) -> PodName {
-    pod.id.clone()
-}
-
 fn insert_sorted(names: &mut Names, name: PodName) {
     match names.last() {
         // `validate` adds in key order: usually at the end.
@@ -134,8 +130,8 @@ impl Claimants {
             Some(c) => c,
             None => self.by_subnet.entry(pod.subnet.clone()).or_default(),
         };
-        insert_sorted(claims.ips.entry(pod.ip).or_default(), pod_name(pod));
-        insert_sorted(claims.macs.entry(pod.mac).or_default(), pod_name(pod));
+        insert_sorted(claims.ips.entry(pod.ip).or_default(), pod.id.clone());
+        insert_sorted(claims.macs.entry(pod.mac).or_default(), pod.id.clone());
     }
 
     /// Undoes [`Claimants::add`].
@@ -143,7 +139,7 @@ impl Claimants {
         let Some(claims) = self.by_subnet.get_mut(&*pod.subnet) else {
             return;
         };
-        let name = pod_name(pod);
+        let name = pod.id.clone();
         remove_sorted(&mut claims.ips, pod.ip, &name);
         remove_sorted(&mut claims.macs, pod.mac, &name);
         if claims.ips.is_empty() && claims.macs.is_empty() {
@@ -247,7 +243,7 @@ impl ClusterState {
 
     /// Replaces the pod `key` (with its new verdict) and re-decides its claim groups.
     fn apply_pod(&mut self, key: &ObjectKey, verdict: PodVerdict) -> Option<PodDelta> {
-        let name = PodName::new(key.namespace.as_str(), &key.name);
+        let name = PodName::from(key);
         let new = match &verdict {
             PodVerdict::Candidate(p) => Some(p),
             _ => None,

@@ -104,6 +104,13 @@ impl PodName {
     }
 }
 
+impl From<&ObjectKey> for PodName {
+    /// The pod named by a pod's key.
+    fn from(key: &ObjectKey) -> PodName {
+        PodName::new(key.namespace.as_str(), &key.name)
+    }
+}
+
 impl fmt::Display for PodName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.namespace(), self.name())
