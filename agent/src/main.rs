@@ -1,17 +1,6 @@
 //! kovs-agent: the kovs node agent and its tools.
 
-mod cli;
-mod compile_cmd;
-mod flows_cmd;
-mod http;
-mod metrics;
-mod netlink;
-mod nodeport;
-mod ovsdb;
-mod provider;
-mod reconcile;
-mod run;
-mod state;
+use kovs_agent::cmd;
 
 const USAGE: &str = "usage: kovs-agent <command> [flags]
 
@@ -24,9 +13,9 @@ commands:
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let code = match argv.first().map(|s| s.as_str()) {
-        Some("run") => run::run(&argv[1..]),
-        Some("compile") => compile_cmd::run(&argv[1..]),
-        Some("flows") => flows_cmd::run(&argv[1..]),
+        Some("run") => cmd::run::run(&argv[1..]),
+        Some("compile") => cmd::compile::run(&argv[1..]),
+        Some("flows") => cmd::flows::run(&argv[1..]),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");
             0

@@ -4,9 +4,7 @@
 //! Latencies are printed, not asserted beyond generous bounds (2 shared cores): run with
 //! `cargo test -p kovs-agent --test ovsdb -- --nocapture` to see them.
 
-// kovs-agent is a binary crate: compile its ovsdb module into this test directly.
-#[path = "../src/ovsdb/mod.rs"]
-mod ovsdb;
+use kovs_agent::ovsdb;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -9,13 +9,8 @@
 //! Times and ping losses are printed, not asserted tightly (2 shared cores): run with
 //! `cargo test -p kovs-agent --test provider -- --nocapture` to see them.
 
-// kovs-agent is a binary crate: compile the modules into this test directly.
-#[path = "../src/netlink.rs"]
-mod netlink;
-#[path = "../src/ovsdb/mod.rs"]
-mod ovsdb;
-#[path = "../src/provider.rs"]
-mod provider;
+use kovs_agent::ovsdb;
+use kovs_agent::reconcile::provider;
 
 use std::collections::BTreeSet;
 use std::fs::File;

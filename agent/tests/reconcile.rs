@@ -1,16 +1,12 @@
 //! The reconcile engine against a real ovs-vswitchd: a flow the switch rejects is traced back to
 //! its object, that object's flows are left out, and the rest of the batch is committed.
 
-#[allow(dead_code)]
-#[path = "../src/reconcile.rs"]
-mod reconcile;
-
 use flowlib::conn::{ConnOptions, Connection};
 use flowlib::wire::{Action, Flow, Instructions, Match};
+use kovs_agent::reconcile::flows::sync::BridgeSync;
 use kovs_tests::{OvsSandbox, SandboxOptions};
 use pipelines::tables::{cookie, Stage};
 use pipelines::{CompactFlow, FlowSet};
-use reconcile::BridgeSync;
 
 const GOOD: u64 = 0x111;
 const BAD: u64 = 0x222;

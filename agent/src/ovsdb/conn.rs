@@ -180,11 +180,6 @@ impl Client {
         (client, note_rx)
     }
 
-    /// The target this client connected to.
-    pub fn target(&self) -> &str {
-        &self.inner.target
-    }
-
     /// Why the connection ended, or `None` while it is up.
     pub fn close_reason(&self) -> Option<String> {
         self.inner

@@ -15,10 +15,6 @@
 //! Nothing here calls `ovs-vsctl`: the agent must not depend on a process per change, and it
 //! needs monitor notifications that a CLI cannot give.
 
-// The binary uses only part of this API (the rest serves tools and agent/tests/ovsdb.rs, which
-// compiles this module by path because kovs-agent has no library target).
-#![allow(dead_code)]
-
 pub mod conn;
 pub mod framing;
 pub mod ops;

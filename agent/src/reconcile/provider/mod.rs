@@ -67,11 +67,7 @@
 //! `moving` or `restoring` is completed from the record. At start-up a recorded bridge
 //! whose network no longer applies is restored ([`ProviderNetworks::restore_all_orphans`]).
 
-// Part of the API serves the tests and the agent's status output only.
-#![allow(dead_code)]
-
-#[path = "ovsdb_trunks.rs"]
-mod ovsdb_trunks;
+mod trunks;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -81,8 +77,8 @@ use pipelines::model::{ClusterState, StringMap, ValidProviderNetwork};
 use pipelines::tables::PROVIDER_UPLINK_OFPORT;
 use serde_json::{json, Value};
 
-use crate::netlink::{self, mac_to_string, parse_mac, Address, Link, Mac, Netlink, Route};
 use crate::ovsdb::{self, Bridge, BridgeSpec, Ensured, Interface, Port, PortSpec, Vswitch};
+use crate::sys::netlink::{self, mac_to_string, parse_mac, Address, Link, Mac, Netlink, Route};
 
 /// Kube-OVN's node label domain (`pkg/util/const.go`, doc 0.1).
 pub const LABEL_DOMAIN: &str = "provider-network.kubernetes.io";
@@ -638,7 +634,7 @@ impl ProviderNetworks {
 
     /// The kovs bridges recorded as some network's.
     async fn records(&self) -> Result<Vec<Record>, String> {
-        Ok(ovsdb_trunks::owned_bridges(&self.vs)
+        Ok(trunks::owned_bridges(&self.vs)
             .await
             .map_err(ovs_err)?
             .iter()
@@ -927,7 +923,7 @@ impl ProviderNetworks {
         let config: BTreeMap<String, String> = hwaddr
             .map(|m| BTreeMap::from([("hwaddr".to_string(), mac_to_string(&m))]))
             .unwrap_or_default();
-        ovsdb_trunks::update_bridge_keys(&self.vs, name, ids, &[], &config, &[])
+        trunks::update_bridge_keys(&self.vs, name, ids, &[], &config, &[])
             .await
             .map_err(ovs_err)?;
         Ok(())
@@ -935,7 +931,7 @@ impl ProviderNetworks {
 
     async fn set_state(&self, bridge: &str, state: RecState) -> Result<(), String> {
         let ids = BTreeMap::from([(K_STATE.to_string(), state.as_str().to_string())]);
-        ovsdb_trunks::update_bridge_keys(&self.vs, bridge, &ids, &[], &BTreeMap::new(), &[])
+        trunks::update_bridge_keys(&self.vs, bridge, &ids, &[], &BTreeMap::new(), &[])
             .await
             .map_err(ovs_err)
             .map(|_| ())
@@ -1152,7 +1148,7 @@ impl ProviderNetworks {
                 ovs_err(e)
             )
         })?;
-        ovsdb_trunks::set_port_trunks(&self.vs, port, &w.trunks)
+        trunks::set_port_trunks(&self.vs, port, &w.trunks)
             .await
             .map_err(ovs_err)?;
         let deadline = Instant::now() + if wait { OFPORT_TIMEOUT } else { Duration::ZERO };
@@ -1330,7 +1326,7 @@ impl ProviderNetworks {
         let Some(n) = &rec.nic else {
             // Nothing was moved: only the bridge made for the network.
             if delete_bridge {
-                ovsdb_trunks::delete_bridge(&self.vs, &rec.bridge)
+                trunks::delete_bridge(&self.vs, &rec.bridge)
                     .await
                     .map_err(ovs_err)?;
             }
@@ -1385,7 +1381,7 @@ impl ProviderNetworks {
                 .map_err(ovs_err)?;
             // ovs-vswitchd restores the flags it changed on the NIC when it lets it go, from
             // its own cached copy: touching the NIC before that would be undone (ARP off again).
-            if !ovsdb_trunks::wait_applied(&self.vs, LINK_TIMEOUT)
+            if !trunks::wait_applied(&self.vs, LINK_TIMEOUT)
                 .await
                 .map_err(ovs_err)?
             {
@@ -1493,7 +1489,7 @@ impl ProviderNetworks {
     /// Forgets the NIC a bridge held (the bridge stays for the network's next NIC).
     async fn clear_nic_record(&self, bridge: &str) -> Result<(), String> {
         let none: BTreeMap<String, String> = BTreeMap::new();
-        ovsdb_trunks::update_bridge_keys(&self.vs, bridge, &none, NIC_KEYS, &none, &["hwaddr"])
+        trunks::update_bridge_keys(&self.vs, bridge, &none, NIC_KEYS, &none, &["hwaddr"])
             .await
             .map_err(ovs_err)
             .map(|_| ())
@@ -1530,7 +1526,7 @@ impl ProviderNetworks {
 
     /// Deletes a kovs bridge and waits for its kernel interface to go away.
     async fn delete_bridge(&self, bridge: &str) -> Result<(), String> {
-        if ovsdb_trunks::delete_bridge(&self.vs, bridge)
+        if trunks::delete_bridge(&self.vs, bridge)
             .await
             .map_err(ovs_err)?
         {

@@ -15,10 +15,6 @@
 //! [`Netlink::writes`] lets callers and tests check that a reconcile with nothing to do changes
 //! nothing. Errors name the link, address or route concerned.
 
-// The binary uses only part of this API (the rest serves agent/tests/provider.rs, which
-// compiles this module by path because kovs-agent has no library target).
-#![allow(dead_code)]
-
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -440,10 +436,6 @@ impl fmt::Display for Route {
 }
 
 impl Route {
-    pub fn is_default(&self) -> bool {
-        self.dst_len == 0
-    }
-
     /// Derived from an address by the kernel (`proto kernel`).
     pub fn is_kernel(&self) -> bool {
         self.protocol == PROTO_KERNEL
@@ -817,24 +809,6 @@ impl Netlink {
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(Error::request(format!("looking up link #{index}"), e)),
         }
-    }
-
-    /// Every link.
-    pub async fn links(&self) -> Result<Vec<Link>, Error> {
-        let msgs = self
-            .request(
-                RouteNetlinkMessage::GetLink(LinkMessage::default()),
-                NLM_F_REQUEST | NLM_F_DUMP,
-            )
-            .await
-            .map_err(|e| Error::request("listing links", e))?;
-        Ok(msgs
-            .iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(Link::from_message(l)),
-                _ => None,
-            })
-            .collect())
     }
 
     async fn set_link(

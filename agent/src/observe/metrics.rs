@@ -4,10 +4,6 @@
 //! clone (one `Arc`) and every method takes `&self`, so the controller, the
 //! switch connection and the HTTP server can each hold a copy.
 
-// The agent's run loop, which calls most of these methods, is wired in later;
-// until then only the tests and the HTTP server use them.
-#![allow(dead_code)]
-
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;

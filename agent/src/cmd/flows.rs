@@ -4,7 +4,7 @@ use flowlib::client::dump_flows;
 use flowlib::conn::{ConnOptions, Connection};
 use pipelines::tables::{Stage, COOKIE_MAGIC, COOKIE_OWNER_MASK};
 
-use crate::cli::Args;
+use crate::cmd::args::Args;
 
 pub const USAGE: &str = "kovs-agent flows [--pipeline classifier|arp|l3|l2|provider] [--bridge br-int] [--ovs-rundir DIR] [--target unix:PATH|tcp:HOST:PORT]";
 

@@ -8,7 +8,7 @@ use pipelines::compile::Plan;
 use pipelines::model::{ClusterState, DEFAULT_VPC};
 use pipelines::tables::{JOIN_SUBNET, NODE_PORT_NAME};
 
-use crate::netlink::{Address, Netlink, Route, FOREVER};
+use crate::sys::netlink::{Address, Netlink, Route, FOREVER};
 
 /// `proto` of the routes kovs adds, so it can find and remove its own (107 = `k`).
 pub const RTPROT_KOVS: u8 = 107;

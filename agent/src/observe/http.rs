@@ -16,10 +16,6 @@
 //! not read. At most [`Limits::max_connections`] connections are served at
 //! once; further ones wait in the listen backlog.
 
-// The agent's run command starts this server later; until then only the
-// tests use it.
-#![allow(dead_code)]
-
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -32,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{timeout, timeout_at, Instant};
 
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 
 /// Content type of `/metrics`.
 pub const OPENMETRICS_CONTENT_TYPE: &str =

@@ -6,7 +6,7 @@ use std::path::Path;
 use pipelines::model::{load_path, Loaded};
 use pipelines::{Compiler, NodeConfig, TunnelType};
 
-use crate::cli::Args;
+use crate::cmd::args::Args;
 
 pub const USAGE: &str = "kovs-agent compile --node NAME --state PATH... [--tunnel-type geneve|vxlan|stt] [--port IFACE_ID=OFPORT]...";
 

@@ -25,23 +25,19 @@ use pipelines::{Compiler, Delta, NodeConfig, TunnelType};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::cli::Args;
-use crate::compile_cmd::parse_tunnel;
-use crate::http::{self, HttpState};
-use crate::metrics::Metrics;
-use crate::netlink::Netlink;
-use crate::nodeport;
+use crate::observe::http::{self, HttpState};
+use crate::observe::metrics::Metrics;
 use crate::ovsdb::{BridgeSpec, Interface, PortSpec, Vswitch, Watch, WatchEvent, WatchOptions};
-use crate::provider::{ProviderEvent, ProviderNetworks};
-use crate::reconcile::{BridgeSync, SyncReport};
-use crate::state::StateWatcher;
+use crate::reconcile::flows::sync::{BridgeSync, SyncReport};
+use crate::reconcile::node_port as nodeport;
+use crate::reconcile::provider::{ProviderEvent, ProviderNetworks};
+use crate::sources::files::StateWatcher;
+use crate::sys::netlink::Netlink;
 
 /// The longest one resync or delta may take before the connection is given up and redone.
 const SWITCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often flows are compared by dump on a switch without a flow monitor.
 const DRIFT_CHECK_PERIOD: Duration = Duration::from_secs(60);
-
-pub const USAGE: &str = "kovs-agent run --node NAME --state PATH... [--ovs-rundir DIR] [--ovsdb unix:PATH] [--bridge br-int] [--datapath system|netdev] [--tunnel-type geneve|vxlan|stt] [--encap-ip IP] [--metrics-addr ADDR] [--status-file PATH]";
 
 /// The agent's settings; each flag also reads from the environment (Kube-OVN's names where it has them).
 #[derive(Debug, Clone)]
@@ -60,85 +56,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_args(argv: &[String]) -> Result<Config, String> {
-        let a = Args::parse(
-            argv,
-            &[
-                "node",
-                "state",
-                "ovs-rundir",
-                "ovsdb",
-                "bridge",
-                "datapath",
-                "tunnel-type",
-                "encap-ip",
-                "metrics-addr",
-                "status-file",
-            ],
-        )?;
-        let node = a.or_env("node", "KUBE_NODE_NAME", "");
-        let node = if node.is_empty() {
-            a.or_env("node", "NODE_NAME", "")
-        } else {
-            node
-        };
-        if node.is_empty() {
-            return Err("--node is required (or KUBE_NODE_NAME)".into());
-        }
-        let mut state: Vec<String> = a.all("state").to_vec();
-        if state.is_empty() {
-            if let Ok(s) = std::env::var("KOVS_STATE") {
-                state = s
-                    .split(':')
-                    .filter(|p| !p.is_empty())
-                    .map(String::from)
-                    .collect();
-            }
-        }
-        if state.is_empty() {
-            return Err("--state needs at least one file or directory (or KOVS_STATE)".into());
-        }
-        let ovs_rundir = a.or_env("ovs-rundir", "OVS_RUNDIR", "/var/run/openvswitch");
-        let ovsdb = a.or_env(
-            "ovsdb",
-            "OVSDB_CONNECTION",
-            &format!("unix:{ovs_rundir}/db.sock"),
-        );
-        let datapath = a.or_env("datapath", "DATAPATH_TYPE", "system");
-        if !matches!(datapath.as_str(), "system" | "netdev") {
-            return Err(format!("--datapath {datapath}: expected system or netdev"));
-        }
-        let tunnel = parse_tunnel(&a.or_env("tunnel-type", "TUNNEL_TYPE", "geneve"))?;
-        let encap_ip = match a.or_env("encap-ip", "ENCAP_IP", "").as_str() {
-            "" => None,
-            s => Some(
-                s.parse()
-                    .map_err(|_| format!("--encap-ip {s}: not an IPv4 address"))?,
-            ),
-        };
-        let metrics_addr = a
-            .or_env("metrics-addr", "KOVS_METRICS_ADDR", "0.0.0.0:10665")
-            .parse()
-            .map_err(|e| format!("--metrics-addr: {e}"))?;
-        let status_file = match a.or_env("status-file", "KOVS_STATUS_FILE", "").as_str() {
-            "" => None,
-            p => Some(std::path::PathBuf::from(p)),
-        };
-        Ok(Config {
-            status_file,
-            node,
-            state,
-            ovs_rundir,
-            ovsdb,
-            bridge: a.or_env("bridge", "KOVS_BRIDGE", "br-int"),
-            datapath,
-            tunnel,
-            encap_ip,
-            metrics_addr,
-        })
-    }
-
-    fn datapath_type(&self) -> &str {
+    pub fn datapath_type(&self) -> &str {
         if self.datapath == "netdev" {
             "netdev"
         } else {
@@ -146,44 +64,8 @@ impl Config {
         }
     }
 
-    fn mgmt(&self, bridge: &str) -> String {
+    pub fn mgmt(&self, bridge: &str) -> String {
         format!("unix:{}/{bridge}.mgmt", self.ovs_rundir)
-    }
-}
-
-pub fn run(argv: &[String]) -> i32 {
-    let cfg = match Config::from_args(argv) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("kovs-agent run: {e}\nusage: {USAGE}");
-            return 1;
-        }
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KOVS_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kovs-agent run: {e}");
-            return 1;
-        }
-    };
-    match rt.block_on(agent(cfg)) {
-        Ok(()) => 0,
-        Err(e) => {
-            error!("{e}");
-            1
-        }
     }
 }
 
@@ -209,7 +91,8 @@ struct Bridge {
     monitor_refused: Arc<AtomicU64>,
 }
 
-async fn agent(cfg: Config) -> Result<(), String> {
+/// Runs the agent until SIGTERM or Ctrl-C.
+pub async fn run(cfg: Config) -> Result<(), String> {
     let metrics = Metrics::new();
     let http_state = HttpState::new(metrics.clone());
     let server = http::bind(cfg.metrics_addr)
@@ -601,7 +484,7 @@ fn plan_send(
 /// the compiler has taken the changes; on its own thread that goes to another malloc arena, so
 /// it does not leave holes between the long-lived state's allocations (at 100k flows that was
 /// ~20 MB of RSS).
-fn load_apart(watcher: &mut StateWatcher) -> Option<crate::state::Reload> {
+fn load_apart(watcher: &mut StateWatcher) -> Option<crate::sources::files::Reload> {
     std::thread::scope(|s| s.spawn(|| watcher.poll()).join())
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
 }

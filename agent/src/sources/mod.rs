@@ -1,0 +1,3 @@
+//! What produces the agent's inputs.
+
+pub mod files;

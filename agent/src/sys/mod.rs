@@ -1,0 +1,3 @@
+//! I/O clients with no policy of their own.
+
+pub mod netlink;
