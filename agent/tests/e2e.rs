@@ -723,3 +723,69 @@ fn the_host_reaches_pods_and_pods_reach_hosts_through_the_node_port() {
         c.logs()
     );
 }
+
+/// Polls `node`'s `/metrics` until the line `line` is in it.
+fn wait_metric(topo: &Topology, node: &str, line: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if metrics(topo, node).lines().any(|l| l == line) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn connection_gauges_follow_the_switch_and_ovsdb_both_ways() {
+    let (mut topo, dir, _a) = two_nodes_with_pod_a();
+    let agent = start_agent(&topo, "node1", &dir, "geneve");
+    assert!(
+        agent.wait_log(" ready", Duration::from_secs(15)),
+        "{}",
+        agent.log()
+    );
+    let up = Duration::from_secs(15);
+    for line in ["kovs_switch_connected 1", "kovs_ovsdb_connected 1"] {
+        assert!(
+            wait_metric(&topo, "node1", line, up),
+            "{line}\n{}",
+            agent.log()
+        );
+    }
+
+    // ovs-vswitchd gone: the switch gauge drops; back: it comes back (with a full sync).
+    let sb = topo.node_mut("node1").sandbox_mut();
+    sb.kill_vswitchd().unwrap();
+    assert!(
+        wait_metric(&topo, "node1", "kovs_switch_connected 0", up),
+        "{}",
+        agent.log()
+    );
+    topo.node_mut("node1")
+        .sandbox_mut()
+        .start_vswitchd()
+        .unwrap();
+    assert!(
+        wait_metric(&topo, "node1", "kovs_switch_connected 1", up),
+        "{}",
+        agent.log()
+    );
+
+    // ovsdb-server gone: the OVSDB gauge drops; back: it comes back.
+    topo.node_mut("node1").sandbox_mut().kill_ovsdb().unwrap();
+    assert!(
+        wait_metric(&topo, "node1", "kovs_ovsdb_connected 0", up),
+        "{}",
+        agent.log()
+    );
+    topo.node_mut("node1").sandbox_mut().start_ovsdb().unwrap();
+    assert!(
+        wait_metric(&topo, "node1", "kovs_ovsdb_connected 1", up),
+        "{}",
+        agent.log()
+    );
+    kovs_tests::assert_sync_order(&agent.log());
+}

@@ -304,7 +304,38 @@ impl OvsSandbox {
         Ok(())
     }
 
-    fn start_ovsdb(&mut self) -> io::Result<()> {
+    /// Crashes ovsdb-server (SIGKILL) and reaps it; the database file stays, so
+    /// [`OvsSandbox::start_ovsdb`] brings the same contents back. A no-op when it is not running.
+    pub fn kill_ovsdb(&mut self) -> io::Result<()> {
+        let Some(mut child) = self.ovsdb.take() else {
+            return Ok(());
+        };
+        let pid = child.id();
+        let _ = child.kill();
+        child.wait()?;
+        // The socket file stays behind a killed server; the next one binds a new one.
+        let _ = fs::remove_file(self.db_sock());
+        let _ = fs::remove_file(self.path("ovsdb-server.ctl"));
+        if pid_alive(pid) {
+            return Err(io::Error::other(format!(
+                "ovsdb-server (pid {pid}) still alive after SIGKILL and wait"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts ovsdb-server on the sandbox's database and waits until its socket accepts
+    /// connections.
+    pub fn start_ovsdb(&mut self) -> io::Result<()> {
+        if let Some(child) = &mut self.ovsdb {
+            if child.try_wait()?.is_none() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("ovsdb-server is already running (pid {})", child.id()),
+                ));
+            }
+            self.ovsdb = None;
+        }
         let mut remote = std::ffi::OsString::from("--remote=punix:");
         remote.push(self.db_sock());
         let mut pidfile = std::ffi::OsString::from("--pidfile=");

@@ -1,4 +1,5 @@
-//! What operators see: Prometheus metrics and the HTTP endpoints serving them.
+//! What operators see: Prometheus metrics, the HTTP endpoints serving them, and `/status`.
 
 pub mod http;
 pub mod metrics;
+pub mod status;

@@ -8,13 +8,31 @@ use pipelines::compile::Plan;
 use pipelines::model::{ClusterState, DEFAULT_VPC};
 use pipelines::tables::{JOIN_SUBNET, NODE_PORT_NAME};
 
-use crate::sys::netlink::{Address, Netlink, Route, FOREVER};
+use tracing::{info, warn};
+
+use crate::observe::metrics::Metrics;
+use crate::sys::netlink::{self, Address, Netlink, Route, FOREVER};
 
 /// `proto` of the routes kovs adds, so it can find and remove its own (107 = `k`).
 pub const RTPROT_KOVS: u8 = 107;
 const RT_TABLE_MAIN: u32 = 254;
 const RTN_UNICAST: u8 = 1;
 const RT_SCOPE_UNIVERSE: u8 = 0;
+
+/// Why the node port could not be configured.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// OVSDB created it a moment ago; the kernel device is not there yet.
+    #[error("{NODE_PORT_NAME} does not exist yet")]
+    Missing,
+    #[error(transparent)]
+    Netlink(#[from] netlink::Error),
+    #[error("route {route}: {source}")]
+    Route {
+        route: String,
+        source: netlink::Error,
+    },
+}
 
 /// What the node port should look like; `None` when the node has no join address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,24 +90,22 @@ fn route(oif: u32, dst: Ipv4Addr, len: u8, gateway: Ipv4Addr) -> Route {
 
 /// Brings `kovs0` to `want`: MAC, address, up, kovs's routes (stale ones removed). Returns the
 /// number of changes made (0 when it already matched).
-pub async fn configure(nl: &Netlink, want: &Desired) -> Result<usize, String> {
-    let Some(link) = nl.link(NODE_PORT_NAME).await.map_err(|e| e.to_string())? else {
-        return Err(format!("{NODE_PORT_NAME} does not exist yet"));
+pub async fn configure(nl: &Netlink, want: &Desired) -> Result<usize, Error> {
+    let Some(link) = nl.link(NODE_PORT_NAME).await? else {
+        return Err(Error::Missing);
     };
     let mut changes = 0;
     if link.mac != Some(want.mac) {
-        nl.set_mac(&link, want.mac)
-            .await
-            .map_err(|e| e.to_string())?;
+        nl.set_mac(&link, want.mac).await?;
         changes += 1;
     }
-    let addrs = nl.addresses(&link).await.map_err(|e| e.to_string())?;
+    let addrs = nl.addresses(&link).await?;
     let have_ip = addrs
         .iter()
         .any(|a| a.ip == IpAddr::V4(want.ip) && a.prefix_len == want.prefix_len);
     for a in addrs.iter().filter(|a| !a.is_ipv6() && !a.is_link_local()) {
         if a.ip != IpAddr::V4(want.ip) || a.prefix_len != want.prefix_len {
-            nl.del_address(&link, a).await.map_err(|e| e.to_string())?;
+            nl.del_address(&link, a).await?;
             changes += 1;
         }
     }
@@ -108,19 +124,16 @@ pub async fn configure(nl: &Netlink, want: &Desired) -> Result<usize, String> {
             metric: None,
             proto: None,
         };
-        nl.add_address(&link, &a, true)
-            .await
-            .map_err(|e| e.to_string())?;
+        nl.add_address(&link, &a, true).await?;
         changes += 1;
     }
     if !link.up {
-        nl.set_up(&link, true).await.map_err(|e| e.to_string())?;
+        nl.set_up(&link, true).await?;
         changes += 1;
     }
     let existing: Vec<Route> = nl
         .routes(&link)
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .filter(|r| r.protocol == RTPROT_KOVS && !r.ipv6)
         .collect();
@@ -134,17 +147,55 @@ pub async fn configure(nl: &Netlink, want: &Desired) -> Result<usize, String> {
     };
     for r in &existing {
         if !wanted.iter().any(|w| same(w, r)) {
-            nl.del_route(r).await.map_err(|e| e.to_string())?;
+            nl.del_route(r).await?;
             changes += 1;
         }
     }
     for w in &wanted {
         if !existing.iter().any(|r| same(w, r)) {
-            nl.add_route(w, true)
-                .await
-                .map_err(|e| format!("route {w}: {e}"))?;
+            nl.add_route(w, true).await.map_err(|source| Error::Route {
+                route: w.to_string(),
+                source,
+            })?;
             changes += 1;
         }
     }
     Ok(changes)
+}
+
+/// Keeps `kovs0`'s host configuration equal to what the state asks for; retried on every pass
+/// of the daemon's loop until it succeeds (the port appears a moment after OVSDB creates it).
+#[derive(Default)]
+pub struct NodePortSync {
+    applied: Option<Desired>,
+    last_error: Option<String>,
+}
+
+impl NodePortSync {
+    pub async fn sync(&mut self, nl: &Netlink, want: Option<Desired>, metrics: &Metrics) {
+        if want == self.applied {
+            return;
+        }
+        let Some(w) = &want else {
+            self.applied = None;
+            return;
+        };
+        match configure(nl, w).await {
+            Ok(n) => {
+                if n > 0 {
+                    info!(port = NODE_PORT_NAME, ip = %w.ip, routes = w.routes.len(), changes = n, "node port configured");
+                }
+                self.applied = want;
+                self.last_error = None;
+            }
+            Err(e) => {
+                let e = e.to_string();
+                if self.last_error.as_deref() != Some(e.as_str()) {
+                    warn!(port = NODE_PORT_NAME, "configuring the node port: {e}");
+                    metrics.error("netlink");
+                    self.last_error = Some(e);
+                }
+            }
+        }
+    }
 }

@@ -1,3 +1,4 @@
-//! What produces the agent's inputs.
+//! What produces the agent's inputs: the state files, and the OVSDB Interface table's ofports.
 
 pub mod files;
+pub mod ovsdb_ports;

@@ -10,11 +10,29 @@ use std::time::{Duration, Instant};
 
 use flowlib::batch::Batch;
 use flowlib::client::dump_flows_with;
+use flowlib::conn::Error as ConnError;
 use flowlib::conn::{BundleOptions, Connection, OfError};
 use flowlib::wire::flow::FlowModCommand;
 use pipelines::flowset::BridgeId;
 use pipelines::tables::{COOKIE_MAGIC, COOKIE_OBJECT_MASK, COOKIE_OWNER_MASK};
 use pipelines::{CompactFlow, Delta, FlowSet};
+
+/// Why a sync of one bridge failed; each names the bridge (its OVS name).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{bridge}: dumping flows: {source}")]
+    Dump { bridge: String, source: ConnError },
+    #[error("{bridge}: bundle: {source}")]
+    Bundle { bridge: String, source: ConnError },
+    /// The bundle failed without naming a message (the outcome says how).
+    #[error("{bridge}: {outcome}")]
+    Failed { bridge: String, outcome: String },
+    #[error("{bridge}: the switch kept rejecting flows after 4 attempts")]
+    KeptRejecting { bridge: String },
+    /// No answer within the daemon's bound; the connection was closed.
+    #[error("{bridge}: no answer from the switch within {after:?}")]
+    Timeout { bridge: String, after: Duration },
+}
 
 /// A flow the switch refused, and why.
 #[derive(Debug, Clone)]
@@ -70,7 +88,7 @@ impl BridgeSync {
         &mut self,
         conn: &Connection,
         mut desired: FlowSet,
-    ) -> Result<SyncReport, String> {
+    ) -> Result<SyncReport, Error> {
         desired.retain(|f| f.bridge() == self.bridge);
         let mut delta = Delta::default();
         let mut scratch = Vec::with_capacity(256);
@@ -83,7 +101,10 @@ impl BridgeSync {
                 }
             })
             .await
-            .map_err(|e| format!("{}: dumping flows: {e}", self.name))?;
+            .map_err(|source| Error::Dump {
+                bridge: self.name.clone(),
+                source,
+            })?;
         delta.add.extend(desired.into_flows());
         let mut r = self.send(conn, delta).await?;
         r.installed_before = installed_before;
@@ -95,7 +116,7 @@ impl BridgeSync {
         &mut self,
         conn: &Connection,
         delta: &Delta,
-    ) -> Result<SyncReport, String> {
+    ) -> Result<SyncReport, Error> {
         let keep = |f: &CompactFlow| f.bridge() == self.bridge;
         let d = Delta {
             add: delta.add.iter().filter(|f| keep(f)).cloned().collect(),
@@ -107,7 +128,7 @@ impl BridgeSync {
 
     /// Sends `delta` as one atomic bundle. When the switch rejects flows, the objects they belong
     /// to are left out (all of their flows in this delta) and the rest is committed.
-    async fn send(&mut self, conn: &Connection, mut delta: Delta) -> Result<SyncReport, String> {
+    async fn send(&mut self, conn: &Connection, mut delta: Delta) -> Result<SyncReport, Error> {
         let mut report = SyncReport::default();
         // A flow whose object failed earlier may now be fixed: try it again.
         for f in delta.add.iter().chain(&delta.modify) {
@@ -122,7 +143,10 @@ impl BridgeSync {
             let outcome = conn
                 .commit_bundle(msgs.iter(), &BundleOptions::default())
                 .await
-                .map_err(|e| format!("{}: bundle: {e}", self.name))?;
+                .map_err(|source| Error::Bundle {
+                    bridge: self.name.clone(),
+                    source,
+                })?;
             report.bundles += 1;
             report.commit_time += t.elapsed();
             if outcome.is_ok() {
@@ -132,7 +156,10 @@ impl BridgeSync {
                 return Ok(report);
             }
             if outcome.rejected.is_empty() {
-                return Err(format!("{}: {outcome}", self.name));
+                return Err(Error::Failed {
+                    bridge: self.name.clone(),
+                    outcome: outcome.to_string(),
+                });
             }
             // Map each rejected message back to its flow and object; leave those objects out.
             let order: Vec<&CompactFlow> = delta
@@ -159,10 +186,9 @@ impl BridgeSync {
             delta.modify.retain(ok);
             // Deletes of a failed object's old flows still go out: they do not depend on it.
         }
-        Err(format!(
-            "{}: the switch kept rejecting flows after 4 attempts",
-            self.name
-        ))
+        Err(Error::KeptRejecting {
+            bridge: self.name.clone(),
+        })
     }
 }
 
