@@ -67,8 +67,6 @@
 //! `moving` or `restoring` is completed from the record. At start-up a recorded bridge
 //! whose network no longer applies is restored ([`ProviderNetworks::restore_all_orphans`]).
 
-mod trunks;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -634,7 +632,9 @@ impl ProviderNetworks {
 
     /// The kovs bridges recorded as some network's.
     async fn records(&self) -> Result<Vec<Record>, String> {
-        Ok(trunks::owned_bridges(&self.vs)
+        Ok(self
+            .vs
+            .owned_bridges()
             .await
             .map_err(ovs_err)?
             .iter()
@@ -923,7 +923,8 @@ impl ProviderNetworks {
         let config: BTreeMap<String, String> = hwaddr
             .map(|m| BTreeMap::from([("hwaddr".to_string(), mac_to_string(&m))]))
             .unwrap_or_default();
-        trunks::update_bridge_keys(&self.vs, name, ids, &[], &config, &[])
+        self.vs
+            .update_bridge_keys(name, ids, &[], &config, &[])
             .await
             .map_err(ovs_err)?;
         Ok(())
@@ -931,7 +932,8 @@ impl ProviderNetworks {
 
     async fn set_state(&self, bridge: &str, state: RecState) -> Result<(), String> {
         let ids = BTreeMap::from([(K_STATE.to_string(), state.as_str().to_string())]);
-        trunks::update_bridge_keys(&self.vs, bridge, &ids, &[], &BTreeMap::new(), &[])
+        self.vs
+            .update_bridge_keys(bridge, &ids, &[], &BTreeMap::new(), &[])
             .await
             .map_err(ovs_err)
             .map(|_| ())
@@ -1148,7 +1150,8 @@ impl ProviderNetworks {
                 ovs_err(e)
             )
         })?;
-        trunks::set_port_trunks(&self.vs, port, &w.trunks)
+        self.vs
+            .set_port_trunks(port, &w.trunks)
             .await
             .map_err(ovs_err)?;
         let deadline = Instant::now() + if wait { OFPORT_TIMEOUT } else { Duration::ZERO };
@@ -1326,9 +1329,7 @@ impl ProviderNetworks {
         let Some(n) = &rec.nic else {
             // Nothing was moved: only the bridge made for the network.
             if delete_bridge {
-                trunks::delete_bridge(&self.vs, &rec.bridge)
-                    .await
-                    .map_err(ovs_err)?;
+                self.vs.delete_bridge(&rec.bridge).await.map_err(ovs_err)?;
             }
             return Ok(());
         };
@@ -1381,10 +1382,7 @@ impl ProviderNetworks {
                 .map_err(ovs_err)?;
             // ovs-vswitchd restores the flags it changed on the NIC when it lets it go, from
             // its own cached copy: touching the NIC before that would be undone (ARP off again).
-            if !trunks::wait_applied(&self.vs, LINK_TIMEOUT)
-                .await
-                .map_err(ovs_err)?
-            {
+            if !self.vs.wait_applied(LINK_TIMEOUT).await.map_err(ovs_err)? {
                 tracing::warn!(
                     "provider network {}: ovs-vswitchd did not apply the removal of port {nic_name} within {LINK_TIMEOUT:?}",
                     rec.network
@@ -1489,7 +1487,8 @@ impl ProviderNetworks {
     /// Forgets the NIC a bridge held (the bridge stays for the network's next NIC).
     async fn clear_nic_record(&self, bridge: &str) -> Result<(), String> {
         let none: BTreeMap<String, String> = BTreeMap::new();
-        trunks::update_bridge_keys(&self.vs, bridge, &none, NIC_KEYS, &none, &["hwaddr"])
+        self.vs
+            .update_bridge_keys(bridge, &none, NIC_KEYS, &none, &["hwaddr"])
             .await
             .map_err(ovs_err)
             .map(|_| ())
@@ -1526,10 +1525,7 @@ impl ProviderNetworks {
 
     /// Deletes a kovs bridge and waits for its kernel interface to go away.
     async fn delete_bridge(&self, bridge: &str) -> Result<(), String> {
-        if trunks::delete_bridge(&self.vs, bridge)
-            .await
-            .map_err(ovs_err)?
-        {
+        if self.vs.delete_bridge(bridge).await.map_err(ovs_err)? {
             self.wait_link(bridge, true).await?;
         }
         Ok(())
