@@ -9,8 +9,8 @@
 //! Ownership: rows kovs creates carry `external_ids:kovs-owner=kovs`. Bridges and ports
 //! without it belong to someone else (an operator, another CNI) and are never modified.
 //!
-//! [`Vswitch`]'s operations on the Open_vSwitch row are here; those on bridges in [`bridge`],
-//! on ports in [`port`].
+//! [`Vswitch`]'s operations on the Open_vSwitch row are here; those on bridges in `bridge.rs`,
+//! on ports in `port.rs`.
 
 mod bridge;
 mod port;
