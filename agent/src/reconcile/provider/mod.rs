@@ -213,8 +213,9 @@ enum Phase {
     },
 }
 
-/// This node's Open vSwitch and kernel, as the move and the restore change them. Kept apart
-/// from [`ProviderNetworks`]' bookkeeping: the choreography reports, it does not decide.
+/// This node's Open vSwitch and kernel, through which the move and the restore work. Kept
+/// apart from [`ProviderNetworks`]' bookkeeping (phases, events): they change the node and
+/// return an error, the entry points decide what to report.
 struct Host {
     vs: Vswitch,
     nl: Netlink,
