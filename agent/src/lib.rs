@@ -23,7 +23,8 @@
 pub mod cmd;
 pub mod daemon;
 pub mod observe;
-pub mod ovsdb;
+/// The OVSDB client, its own crate (`agent/ovsdb`).
+pub use kovs_ovsdb as ovsdb;
 pub mod reconcile;
 pub mod sources;
 pub mod sys;

@@ -93,6 +93,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A record made by `to_hex` ([`Address::to_hex`], [`Route::to_hex`]) that does not
+    /// decode: not hex, not an rtnetlink message, or one lacking what kovs needs.
+    #[error("bad {kind} record {record:?}: {reason}")]
+    BadRecord {
+        kind: &'static str,
+        record: String,
+        reason: String,
+    },
 }
 
 impl Error {
@@ -107,6 +115,7 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Socket(e) | Error::Request { source: e, .. } => e.raw_os_error(),
+            Error::BadRecord { .. } => None,
         }
     }
 }
@@ -339,11 +348,15 @@ impl Address {
         hex(&buf)
     }
 
-    pub fn from_hex(s: &str) -> Result<Address, String> {
-        let bytes = unhex(s).ok_or_else(|| format!("bad hex address record {s:?}"))?;
-        let msg = AddressMessage::parse(bytes.as_slice())
-            .map_err(|e| format!("bad address record {s:?}: {e}"))?;
-        Address::from_message(&msg).ok_or_else(|| format!("bad address record {s:?}"))
+    pub fn from_hex(s: &str) -> Result<Address, Error> {
+        let bad = |reason: String| Error::BadRecord {
+            kind: "address",
+            record: s.to_string(),
+            reason,
+        };
+        let bytes = unhex(s).ok_or_else(|| bad("not hex".into()))?;
+        let msg = AddressMessage::parse(bytes.as_slice()).map_err(|e| bad(e.to_string()))?;
+        Address::from_message(&msg).ok_or_else(|| bad("incomplete".into()))
     }
 }
 
@@ -646,11 +659,15 @@ impl Route {
         hex(&buf)
     }
 
-    pub fn from_hex(s: &str) -> Result<Route, String> {
-        let bytes = unhex(s).ok_or_else(|| format!("bad hex route record {s:?}"))?;
-        let msg = RouteMessage::parse(bytes.as_slice())
-            .map_err(|e| format!("bad route record {s:?}: {e}"))?;
-        Route::from_message(&msg).ok_or_else(|| format!("bad route record {s:?}"))
+    pub fn from_hex(s: &str) -> Result<Route, Error> {
+        let bad = |reason: String| Error::BadRecord {
+            kind: "route",
+            record: s.to_string(),
+            reason,
+        };
+        let bytes = unhex(s).ok_or_else(|| bad("not hex".into()))?;
+        let msg = RouteMessage::parse(bytes.as_slice()).map_err(|e| bad(e.to_string()))?;
+        Route::from_message(&msg).ok_or_else(|| bad("incomplete".into()))
     }
 }
 

@@ -66,19 +66,39 @@
 //! everything is in place it makes no netlink write and no OVSDB write. A bridge left in
 //! `moving` or `restoring` is completed from the record. At start-up a recorded bridge
 //! whose network no longer applies is restored ([`ProviderNetworks::restore_all_orphans`]).
+//!
+//! # Where things are
+//! * `intent`: which networks apply to this node, with which NIC, bridge and VLAN trunks
+//!   (pure);
+//! * `record`: the `kovs-*` keys of a bridge's `external_ids`, their encoding and writes;
+//! * `nic_move`: setting a network up (the move) and checking one already set up;
+//! * `restore`: giving the NIC back;
+//! * `link_config`: the addresses and routes that move, and moving them between links;
+//! * [`Error`]: what goes wrong, in the words users see;
+//! * here: [`ProviderNetworks`], the reconcile entry points, the status and the events.
 
-mod trunks;
+mod error;
+mod intent;
+mod link_config;
+mod nic_move;
+mod record;
+mod restore;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipelines::model::{ClusterState, StringMap, ValidProviderNetwork};
-use pipelines::tables::PROVIDER_UPLINK_OFPORT;
+use pipelines::model::ClusterState;
 use serde_json::{json, Value};
 
-use crate::ovsdb::{self, Bridge, BridgeSpec, Ensured, Interface, Port, PortSpec, Vswitch};
-use crate::sys::netlink::{self, mac_to_string, parse_mac, Address, Link, Mac, Netlink, Route};
+use crate::ovsdb::Vswitch;
+use crate::sys::netlink::{self, Link, Netlink};
+
+pub use error::Error;
+pub use intent::ovs_bridge_name;
+use intent::{Want, Wanted};
+use record::Record;
 
 /// Kube-OVN's node label domain (`pkg/util/const.go`, doc 0.1).
 pub const LABEL_DOMAIN: &str = "provider-network.kubernetes.io";
@@ -88,59 +108,10 @@ pub fn label(pn: &str, key: &str) -> String {
     format!("{pn}.{LABEL_DOMAIN}/{key}")
 }
 
-// Bridge external_ids.
-const K_PROVIDER: &str = "kovs-provider";
-const K_NIC: &str = "kovs-nic";
-const K_NIC_MAC: &str = "kovs-nic-mac";
-const K_NIC_MTU: &str = "kovs-nic-mtu";
-const K_NIC_UP: &str = "kovs-nic-up";
-const K_NIC_ARP: &str = "kovs-nic-arp";
-const K_NIC_IPV6: &str = "kovs-nic-ipv6-disabled";
-const K_NIC_INDEX: &str = "kovs-nic-index";
-const K_EXCHANGE: &str = "kovs-exchange-link-name";
-const K_ADDRS: &str = "kovs-nic-addrs";
-const K_ROUTES: &str = "kovs-nic-routes";
-const K_STATE: &str = "kovs-state";
-const NIC_KEYS: &[&str] = &[
-    K_NIC,
-    K_NIC_MAC,
-    K_NIC_MTU,
-    K_NIC_UP,
-    K_NIC_ARP,
-    K_NIC_IPV6,
-    K_NIC_INDEX,
-    K_ADDRS,
-    K_ROUTES,
-    K_STATE,
-];
-/// Interface external_ids of the NIC's port: the network it is the uplink of.
-const K_UPLINK: &str = "kovs-uplink";
-
 /// How long ovs-vswitchd gets to create (or remove) a bridge's kernel interface, as in
 /// Kube-OVN (`timed out waiting for OVS bridge %s kernel interface`).
 const LINK_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long ovs-vswitchd gets to open a new NIC port before the network counts as ready
-/// anyway (a later reconcile reports an `ofport -1` failure).
-const OFPORT_TIMEOUT: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(10);
-
-/// Scope order for re-adding routes: a gateway must be reachable before a route uses it.
-const SCOPE_ORDER: [u8; 4] = [
-    netlink::SCOPE_HOST,
-    netlink::SCOPE_LINK,
-    netlink::SCOPE_SITE,
-    netlink::SCOPE_UNIVERSE,
-];
-
-/// The OVS bridge a network uses on a node whose NIC is `nic`: `br-<pn>`, or with
-/// `exchangeLinkName` the NIC's own name (the NIC is renamed `br-<pn>`).
-pub fn ovs_bridge_name(pn: &ValidProviderNetwork, nic: &str) -> String {
-    if pn.exchange_link_name {
-        nic.to_string()
-    } else {
-        pn.bridge.clone()
-    }
-}
 
 /// What happened to a network in one reconcile; Kube-OVN emits the first two as events on
 /// the ProviderNetwork (`InitOVSBridgeSucceeded`, `InitOVSBridgeFailed`).
@@ -242,236 +213,48 @@ enum Phase {
     },
 }
 
-/// What a network should look like on this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Want {
-    Bridged(Wanted),
-    Excluded,
-    Unknown(String),
+/// This node's Open vSwitch and kernel, through which the move and the restore work. Kept
+/// apart from [`ProviderNetworks`]' bookkeeping (phases, events): they change the node and
+/// return an error, the entry points decide what to report.
+struct Host {
+    vs: Vswitch,
+    nl: Netlink,
+    /// The agent's datapath type (`system` or `netdev`).
+    datapath_type: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Wanted {
-    network: String,
-    /// The NIC as configured (`customInterfaces` / `defaultInterface`).
-    nic: String,
-    exchange: bool,
-    /// The OVS bridge.
-    bridge: String,
-    /// The NIC's kernel name once set up (`br-<pn>` with `exchangeLinkName`).
-    nic_link: String,
-    /// VLAN 0 and every Vlan id on the network.
-    trunks: Vec<u16>,
-}
-
-/// `kovs-state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RecState {
-    Moving,
-    Moved,
-    Restoring,
-}
-
-impl RecState {
-    fn as_str(self) -> &'static str {
-        match self {
-            RecState::Moving => "moving",
-            RecState::Moved => "moved",
-            RecState::Restoring => "restoring",
-        }
+impl Host {
+    fn netdev(&self) -> bool {
+        self.datapath_type == "netdev"
     }
 
-    fn parse(s: &str) -> Option<RecState> {
-        match s {
-            "moving" => Some(RecState::Moving),
-            "moved" => Some(RecState::Moved),
-            "restoring" => Some(RecState::Restoring),
-            _ => None,
-        }
-    }
-}
-
-/// The NIC as it was before kovs touched it, and what was moved off it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct NicRecord {
-    name: String,
-    index: u32,
-    mac: Option<Mac>,
-    mtu: u32,
-    up: bool,
-    arp: bool,
-    /// `disable_ipv6` before kovs set it (netdev only; None: not changed).
-    ipv6_disabled: Option<bool>,
-    addrs: Vec<Address>,
-    routes: Vec<Route>,
-    state: RecState,
-}
-
-/// What a kovs bridge's external_ids say about its network.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Record {
-    network: String,
-    bridge: String,
-    exchange: bool,
-    /// None: the bridge was made for the network but no NIC was moved yet.
-    nic: Option<NicRecord>,
-}
-
-impl Record {
-    fn from_bridge(b: &Bridge) -> Option<Record> {
-        let ids = &b.external_ids;
-        let network = ids.get(K_PROVIDER)?.clone();
-        let exchange = ids.get(K_EXCHANGE).is_some_and(|v| v == "true");
-        let nic = ids.get(K_NIC).map(|name| {
-            let flag = |k: &str, default: bool| ids.get(k).map_or(default, |v| v == "true");
-            NicRecord {
-                name: name.clone(),
-                index: ids
-                    .get(K_NIC_INDEX)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-                mac: ids.get(K_NIC_MAC).and_then(|m| parse_mac(m)),
-                mtu: ids.get(K_NIC_MTU).and_then(|v| v.parse().ok()).unwrap_or(0),
-                up: flag(K_NIC_UP, true),
-                arp: flag(K_NIC_ARP, true),
-                ipv6_disabled: ids.get(K_NIC_IPV6).map(|v| v == "true"),
-                addrs: split_records(ids.get(K_ADDRS))
-                    .filter_map(|h| Address::from_hex(h).ok())
-                    .collect(),
-                routes: split_records(ids.get(K_ROUTES))
-                    .filter_map(|h| Route::from_hex(h).ok())
-                    .collect(),
-                state: ids
-                    .get(K_STATE)
-                    .and_then(|s| RecState::parse(s))
-                    .unwrap_or(RecState::Moving),
+    /// Waits for a bridge's kernel interface to appear (`gone` false) or disappear (`gone`
+    /// true).
+    async fn wait_link(&self, name: &str, gone: bool) -> Result<Option<Link>, Error> {
+        let deadline = Instant::now() + LINK_TIMEOUT;
+        loop {
+            let l = self.nl.link(name).await?;
+            if l.is_some() != gone {
+                return Ok(l);
             }
-        });
-        Some(Record {
-            network,
-            bridge: b.name.clone(),
-            exchange,
-            nic,
-        })
-    }
-
-    fn nic_link_name(&self) -> Option<String> {
-        let nic = self.nic.as_ref()?;
-        Some(if self.exchange {
-            format!("br-{}", self.network)
-        } else {
-            nic.name.clone()
-        })
-    }
-}
-
-fn split_records(v: Option<&String>) -> impl Iterator<Item = &str> {
-    v.map(String::as_str)
-        .unwrap_or("")
-        .split(',')
-        .filter(|s| !s.is_empty())
-}
-
-fn network_ids(network: &str, exchange: bool) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (K_PROVIDER.to_string(), network.to_string()),
-        (K_EXCHANGE.to_string(), exchange.to_string()),
-    ])
-}
-
-fn nic_ids(n: &NicRecord) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    m.insert(K_NIC.to_string(), n.name.clone());
-    m.insert(K_NIC_INDEX.to_string(), n.index.to_string());
-    if let Some(mac) = &n.mac {
-        m.insert(K_NIC_MAC.to_string(), mac_to_string(mac));
-    }
-    m.insert(K_NIC_MTU.to_string(), n.mtu.to_string());
-    m.insert(K_NIC_UP.to_string(), n.up.to_string());
-    m.insert(K_NIC_ARP.to_string(), n.arp.to_string());
-    if let Some(d) = n.ipv6_disabled {
-        m.insert(K_NIC_IPV6.to_string(), d.to_string());
-    }
-    let addrs: Vec<String> = n.addrs.iter().map(Address::to_hex).collect();
-    m.insert(K_ADDRS.to_string(), addrs.join(","));
-    let routes: Vec<String> = n.routes.iter().map(Route::to_hex).collect();
-    m.insert(K_ROUTES.to_string(), routes.join(","));
-    m.insert(K_STATE.to_string(), n.state.as_str().to_string());
-    m
-}
-
-/// The MAC the NIC gets on the userspace datapath: the original with the
-/// locally-administered bit set, the multicast bit clear and bit 2 flipped (so it always
-/// differs).
-fn netdev_nic_mac(orig: Mac) -> Mac {
-    let mut m = orig;
-    m[0] = ((orig[0] ^ 0x04) | 0x02) & 0xfe;
-    m
-}
-
-/// Addresses worth moving: all but link-local ones (each link has its own).
-fn movable_addrs(addrs: Vec<Address>) -> Vec<Address> {
-    addrs.into_iter().filter(|a| !a.is_link_local()).collect()
-}
-
-/// Routes worth moving: all but those the kernel derives from addresses (they follow the
-/// addresses) and gateway-less link-local ones (as Kube-OVN).
-fn movable_routes(routes: Vec<Route>) -> Vec<Route> {
-    routes
-        .into_iter()
-        .filter(|r| !r.is_kernel() && !r.is_link_local_direct())
-        .collect()
-}
-
-fn scope_rank(scope: u8) -> usize {
-    SCOPE_ORDER
-        .iter()
-        .position(|s| *s == scope)
-        .unwrap_or(SCOPE_ORDER.len())
-}
-
-/// Adds to `base` the entries of `extra` it lacks.
-fn union_addrs(mut base: Vec<Address>, extra: &[Address]) -> Vec<Address> {
-    for a in extra {
-        if !base.iter().any(|b| b.same_as(a)) {
-            base.push(a.clone());
+            if Instant::now() >= deadline {
+                let bridge = name.to_string();
+                return Err(if gone {
+                    Error::BridgeLinkRemovalTimeout { bridge }
+                } else {
+                    Error::BridgeLinkTimeout { bridge }
+                });
+            }
+            tokio::time::sleep(POLL).await;
         }
     }
-    base
-}
-
-fn union_routes(mut base: Vec<Route>, extra: &[Route]) -> Vec<Route> {
-    for r in extra {
-        if !base.iter().any(|b| b.same_path(r)) {
-            base.push(r.clone());
-        }
-    }
-    base
-}
-
-fn ovs_err(e: ovsdb::Error) -> String {
-    format!("ovsdb: {e}")
-}
-
-fn nl_err(e: netlink::Error) -> String {
-    e.to_string()
-}
-
-/// Result of one network's setup.
-struct Setup {
-    bridge: String,
-    mtu: u32,
-    addresses: usize,
-    routes: usize,
 }
 
 /// The provider networks of this node. One per agent; [`ProviderNetworks::reconcile`] is
 /// called with every new cluster state and periodically (it retries failed networks).
 pub struct ProviderNetworks {
-    vs: Vswitch,
-    nl: Netlink,
+    host: Host,
     node: String,
-    datapath_type: String,
     nets: BTreeMap<String, Phase>,
 }
 
@@ -479,7 +262,7 @@ impl fmt::Debug for ProviderNetworks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProviderNetworks")
             .field("node", &self.node)
-            .field("datapath_type", &self.datapath_type)
+            .field("datapath_type", &self.host.datapath_type)
             .field("nets", &self.nets)
             .finish_non_exhaustive()
     }
@@ -495,17 +278,19 @@ impl ProviderNetworks {
         datapath_type: impl Into<String>,
     ) -> Result<ProviderNetworks, netlink::Error> {
         Ok(ProviderNetworks {
-            vs,
-            nl: Netlink::connect()?,
+            host: Host {
+                vs,
+                nl: Netlink::connect()?,
+                datapath_type: datapath_type.into(),
+            },
             node: node.into(),
-            datapath_type: datapath_type.into(),
             nets: BTreeMap::new(),
         })
     }
 
     /// The netlink writes made so far (for tests and metrics).
     pub fn netlink_writes(&self) -> u64 {
-        self.nl.writes()
+        self.host.nl.writes()
     }
 
     /// The OVS bridge of a network that is ready on this node (differs from `br-<pn>` with
@@ -523,10 +308,6 @@ impl ProviderNetworks {
         self.nets
             .values()
             .any(|p| matches!(p, Phase::Failed { .. } | Phase::RestoreFailed { .. }))
-    }
-
-    fn netdev(&self) -> bool {
-        self.datapath_type == "netdev"
     }
 
     /// Kube-OVN's view: node labels, and the `err_mesg` of each failed network; plus a
@@ -588,72 +369,19 @@ impl ProviderNetworks {
         json!({"node": self.node, "labels": labels, "errors": errors, "networks": nets})
     }
 
-    /// What each network of `state` should be on this node.
-    fn desired(&self, state: &ClusterState) -> BTreeMap<String, Want> {
-        let node = state.nodes.get(&self.node);
-        let empty = StringMap::new();
-        let labels = node.map_or(&empty, |n| &n.labels);
-        let mut out = BTreeMap::new();
-        for (name, pn) in &state.provider_networks {
-            let want = if node.is_none() && pn.node_selector.is_some() {
-                Want::Unknown(format!(
-                    "node {} is not in the cluster state: cannot evaluate the nodeSelector of provider network {name}",
-                    self.node
-                ))
-            } else {
-                match pn.interface_for(&self.node, labels) {
-                    None => Want::Excluded,
-                    Some(nic) => {
-                        let mut trunks: BTreeSet<u16> = BTreeSet::from([0]);
-                        trunks.extend(
-                            state
-                                .vlans
-                                .values()
-                                .filter(|v| v.provider == *name)
-                                .map(|v| v.id),
-                        );
-                        Want::Bridged(Wanted {
-                            network: name.clone(),
-                            nic: nic.to_string(),
-                            exchange: pn.exchange_link_name,
-                            bridge: ovs_bridge_name(pn, nic),
-                            nic_link: if pn.exchange_link_name {
-                                pn.bridge.clone()
-                            } else {
-                                nic.to_string()
-                            },
-                            trunks: trunks.into_iter().collect(),
-                        })
-                    }
-                }
-            };
-            out.insert(name.clone(), want);
-        }
-        out
-    }
-
-    /// The kovs bridges recorded as some network's.
-    async fn records(&self) -> Result<Vec<Record>, String> {
-        Ok(trunks::owned_bridges(&self.vs)
-            .await
-            .map_err(ovs_err)?
-            .iter()
-            .filter_map(Record::from_bridge)
-            .collect())
-    }
-
     /// Brings this node's provider networks to `state`: restores the NICs of networks that
     /// no longer apply, then sets up the others (each independently: one failing network
     /// never blocks another). Returns what changed.
     pub async fn reconcile(&mut self, state: &ClusterState) -> Vec<ProviderEvent> {
         let mut events = Vec::new();
-        let desired = self.desired(state);
-        let records = match self.records().await {
+        let desired = intent::desired(state, &self.node);
+        let records = match self.host.records().await {
             Ok(r) => r,
             Err(e) => {
+                let e = Arc::new(e);
                 for (pn, want) in &desired {
                     if let Want::Bridged(w) = want {
-                        let error = self.failure(w, &e);
+                        let error = self.failure(w, e.clone());
                         self.set_failed(pn, &w.nic, error, &mut events);
                     }
                 }
@@ -662,9 +390,7 @@ impl ProviderNetworks {
         };
 
         // 1. Give back what no longer applies.
-        let blocked = self
-            .teardown_unwanted(&records, &desired, &mut events)
-            .await;
+        let blocked = self.restore_unwanted(&records, &desired, &mut events).await;
 
         // 2. Set up what applies.
         for (pn, want) in &desired {
@@ -677,7 +403,7 @@ impl ProviderNetworks {
                         .iter()
                         .find(|r| r.network == *pn && r.bridge == w.bridge);
                     let t0 = Instant::now();
-                    match self.setup(w, existing).await {
+                    match self.host.setup(w, existing).await {
                         Ok(s) => {
                             let phase = Phase::Ready {
                                 bridge: s.bridge.clone(),
@@ -699,7 +425,7 @@ impl ProviderNetworks {
                             self.nets.insert(pn.clone(), phase);
                         }
                         Err(e) => {
-                            let error = self.failure(w, &e);
+                            let error = self.failure(w, e);
                             self.set_failed(pn, &w.nic, error, &mut events);
                         }
                     }
@@ -732,8 +458,8 @@ impl ProviderNetworks {
     /// before the first [`ProviderNetworks::reconcile`] (which would do it too).
     pub async fn restore_all_orphans(&mut self, state: &ClusterState) -> Vec<ProviderEvent> {
         let mut events = Vec::new();
-        let desired = self.desired(state);
-        match self.records().await {
+        let desired = intent::desired(state, &self.node);
+        match self.host.records().await {
             Ok(records) => {
                 let orphans: Vec<Record> = records
                     .into_iter()
@@ -744,19 +470,22 @@ impl ProviderNetworks {
                         )
                     })
                     .collect();
-                self.teardown_unwanted(&orphans, &desired, &mut events)
-                    .await;
+                self.restore_unwanted(&orphans, &desired, &mut events).await;
             }
             Err(e) => tracing::warn!("provider networks: cannot list bridges: {e}"),
         }
         events
     }
 
-    fn failure(&self, w: &Wanted, detail: &str) -> String {
-        format!(
-            "failed to initialize provider network {} on node {} (interface {}): {detail}",
-            w.network, self.node, w.nic
-        )
+    /// The `err_mesg` of a network whose setup failed.
+    fn failure(&self, w: &Wanted, cause: impl Into<Arc<Error>>) -> String {
+        Error::Setup {
+            network: w.network.clone(),
+            node: self.node.clone(),
+            interface: w.nic.clone(),
+            source: cause.into(),
+        }
+        .to_string()
     }
 
     fn set_failed(&mut self, pn: &str, nic: &str, error: String, events: &mut Vec<ProviderEvent>) {
@@ -776,7 +505,7 @@ impl ProviderNetworks {
 
     /// Restores every recorded bridge that `desired` does not keep as it is. Returns the
     /// networks whose restore failed (their setup waits for the next reconcile).
-    async fn teardown_unwanted(
+    async fn restore_unwanted(
         &mut self,
         records: &[Record],
         desired: &BTreeMap<String, Want>,
@@ -804,7 +533,7 @@ impl ProviderNetworks {
                 .as_ref()
                 .map_or_else(String::new, |n| n.name.clone());
             let t0 = Instant::now();
-            match self.teardown(rec, delete_bridge).await {
+            match self.host.restore(rec, delete_bridge).await {
                 Ok(()) => {
                     events.push(ProviderEvent::Restored {
                         network: rec.network.clone(),
@@ -821,10 +550,14 @@ impl ProviderNetworks {
                     }
                 }
                 Err(e) => {
-                    let error = format!(
-                        "failed to restore interface {interface} of provider network {} on node {} from bridge {}: {e}",
-                        rec.network, self.node, rec.bridge
-                    );
+                    let error = Error::Restore {
+                        network: rec.network.clone(),
+                        node: self.node.clone(),
+                        interface: interface.clone(),
+                        bridge: rec.bridge.clone(),
+                        source: Box::new(e),
+                    }
+                    .to_string();
                     let phase = Phase::RestoreFailed {
                         bridge: rec.bridge.clone(),
                         interface: interface.clone(),
@@ -845,710 +578,11 @@ impl ProviderNetworks {
         }
         blocked
     }
-
-    // ---- setup ----------------------------------------------------------------------------
-
-    /// Finds the NIC of `w`. With `exchangeLinkName` it may already be renamed `br-<pn>`
-    /// (Kube-OVN's `changeProviderNicName` rule); a link named like an OVS bridge is that
-    /// bridge's interface, never the NIC.
-    async fn find_nic(&self, w: &Wanted) -> Result<Option<Link>, String> {
-        let names: Vec<&str> = if w.exchange {
-            vec![&w.nic_link, &w.nic]
-        } else {
-            vec![&w.nic]
-        };
-        for name in names {
-            if self
-                .vs
-                .by_name::<Bridge>(name)
-                .await
-                .map_err(ovs_err)?
-                .is_some()
-            {
-                if w.exchange && name == w.nic_link {
-                    return Err(format!(
-                        "OVS bridge {name} exists: with exchangeLinkName the NIC takes that name and the bridge is named {}",
-                        w.nic
-                    ));
-                }
-                continue;
-            }
-            if let Some(l) = self.nl.link(name).await.map_err(nl_err)? {
-                return Ok(Some(l));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Fails if the NIC is a port kovs does not own or a port of another bridge.
-    async fn check_port(&self, w: &Wanted, port_name: &str) -> Result<(), String> {
-        let Some(port) = self.vs.by_name::<Port>(port_name).await.map_err(ovs_err)? else {
-            return Ok(());
-        };
-        if port.external_ids.get(ovsdb::OWNER_KEY).map(String::as_str) != Some(ovsdb::OWNER_VALUE) {
-            return Err(format!(
-                "nic {port_name} is already a port of an OVS bridge kovs does not own"
-            ));
-        }
-        let on_bridge = self
-            .vs
-            .by_name::<Bridge>(&w.bridge)
-            .await
-            .map_err(ovs_err)?
-            .is_some_and(|b| b.ports.contains(&port.uuid));
-        if !on_bridge {
-            return Err(format!(
-                "nic {port_name} is already a port of another OVS bridge"
-            ));
-        }
-        Ok(())
-    }
-
-    /// Creates (or checks) the bridge and writes `ids` into its external_ids and the MAC
-    /// into `other_config:hwaddr`.
-    async fn ensure_bridge(
-        &self,
-        name: &str,
-        ids: &BTreeMap<String, String>,
-        hwaddr: Option<Mac>,
-    ) -> Result<(), String> {
-        let mut spec = BridgeSpec::new(name, &self.datapath_type);
-        spec.external_ids = ids.clone();
-        match self.vs.ensure_bridge(&spec).await.map_err(ovs_err)? {
-            Ensured::Foreign { .. } => {
-                return Err(format!("OVS bridge {name} exists and is not owned by kovs"))
-            }
-            Ensured::Created | Ensured::Updated(_) | Ensured::Unchanged => {}
-        }
-        let config: BTreeMap<String, String> = hwaddr
-            .map(|m| BTreeMap::from([("hwaddr".to_string(), mac_to_string(&m))]))
-            .unwrap_or_default();
-        trunks::update_bridge_keys(&self.vs, name, ids, &[], &config, &[])
-            .await
-            .map_err(ovs_err)?;
-        Ok(())
-    }
-
-    async fn set_state(&self, bridge: &str, state: RecState) -> Result<(), String> {
-        let ids = BTreeMap::from([(K_STATE.to_string(), state.as_str().to_string())]);
-        trunks::update_bridge_keys(&self.vs, bridge, &ids, &[], &BTreeMap::new(), &[])
-            .await
-            .map_err(ovs_err)
-            .map(|_| ())
-    }
-
-    /// Waits for a link to appear (`gone` false) or disappear (`gone` true).
-    async fn wait_link(&self, name: &str, gone: bool) -> Result<Option<Link>, String> {
-        let deadline = Instant::now() + LINK_TIMEOUT;
-        loop {
-            let l = self.nl.link(name).await.map_err(nl_err)?;
-            if l.is_some() != gone {
-                return Ok(l);
-            }
-            if Instant::now() >= deadline {
-                return Err(if gone {
-                    format!("timed out waiting for OVS bridge {name} kernel interface to go away")
-                } else {
-                    format!("timed out waiting for OVS bridge {name} kernel interface")
-                });
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    /// Sets up (or checks) one network.
-    async fn setup(&self, w: &Wanted, existing: Option<&Record>) -> Result<Setup, String> {
-        let moved = existing
-            .and_then(|r| r.nic.as_ref())
-            .filter(|n| n.state == RecState::Moved && n.name == w.nic);
-        if let (Some(rec), Some(nic_rec)) = (existing, moved) {
-            return self.verify(w, rec, nic_rec).await;
-        }
-        let resume = existing
-            .and_then(|r| r.nic.clone())
-            .filter(|n| n.name == w.nic);
-
-        // The bridge is made for the network even while its NIC is missing (the agent's
-        // flows need it), except with exchangeLinkName, where it takes the NIC's name.
-        if !w.exchange {
-            self.ensure_bridge(&w.bridge, &network_ids(&w.network, false), None)
-                .await?;
-        }
-        let Some(mut nic) = self.find_nic(w).await? else {
-            return Err(format!(
-                "failed to create and configure external bridge {}: nic {} does not exist",
-                w.bridge, w.nic
-            ));
-        };
-        self.check_port(w, &w.nic_link).await?;
-
-        // Read everything before touching anything (removing a NIC's last address makes the
-        // kernel drop every route through it).
-        let addrs = movable_addrs(self.nl.addresses(&nic).await.map_err(nl_err)?);
-        let routes = movable_routes(self.nl.routes(&nic).await.map_err(nl_err)?);
-        let rec = match resume {
-            Some(mut r) => {
-                // An interrupted move: what the record says plus what the NIC has now
-                // (current lifetimes win).
-                r.addrs = union_addrs(addrs.clone(), &r.addrs);
-                r.routes = union_routes(
-                    routes.clone(),
-                    &r.routes
-                        .iter()
-                        .map(|x| x.moved(r.index, nic.index))
-                        .collect::<Vec<_>>(),
-                );
-                r.index = nic.index;
-                r.state = RecState::Moving;
-                r
-            }
-            None => NicRecord {
-                name: w.nic.clone(),
-                index: nic.index,
-                mac: nic.mac,
-                mtu: nic.mtu,
-                up: nic.up,
-                arp: nic.arp,
-                ipv6_disabled: if self.netdev() {
-                    self.nl.ipv6_disabled(&nic).map_err(nl_err)?
-                } else {
-                    None
-                },
-                addrs,
-                routes,
-                state: RecState::Moving,
-            },
-        };
-
-        // exchangeLinkName: the NIC takes br-<pn> so the bridge can take its name.
-        if w.exchange && nic.name != w.nic_link {
-            if nic.up {
-                self.nl.set_up(&nic, false).await.map_err(nl_err)?;
-            }
-            self.nl.rename(&nic, &w.nic_link).await.map_err(nl_err)?;
-            nic = self
-                .nl
-                .link(&w.nic_link)
-                .await
-                .map_err(nl_err)?
-                .ok_or_else(|| format!("nic {} vanished while being renamed", w.nic))?;
-        }
-
-        let mut ids = network_ids(&w.network, w.exchange);
-        ids.extend(nic_ids(&rec));
-        self.ensure_bridge(&w.bridge, &ids, rec.mac).await?;
-        let br = self
-            .wait_link(&w.bridge, false)
-            .await?
-            .expect("wait_link returns the link");
-
-        let (n_addrs, n_routes) = self.attach(w, &rec, &nic, &br).await?;
-        self.set_state(&w.bridge, RecState::Moved).await?;
-        Ok(Setup {
-            bridge: w.bridge.clone(),
-            mtu: nic.mtu,
-            addresses: n_addrs,
-            routes: n_routes,
-        })
-    }
-
-    /// Enslaves the NIC and moves its configuration onto the bridge (the common tail of a
-    /// fresh setup, a resumed one, and a check that found new addresses on the NIC).
-    async fn attach(
-        &self,
-        w: &Wanted,
-        rec: &NicRecord,
-        nic: &Link,
-        br: &Link,
-    ) -> Result<(usize, usize), String> {
-        // The bridge: MAC, MTU, up.
-        if let Some(mac) = rec.mac {
-            if br.mac != Some(mac) {
-                self.nl.set_mac(br, mac).await.map_err(nl_err)?;
-            }
-        }
-        if br.mtu != nic.mtu {
-            self.nl.set_mtu(br, nic.mtu).await.map_err(nl_err)?;
-        }
-        if !br.up {
-            self.nl.set_up(br, true).await.map_err(nl_err)?;
-        }
-        // The uplink before the move (module docs): once the routes go through the bridge,
-        // its first ARP for a gateway must find the wire, or the kernel retries only after
-        // a second.
-        if !nic.up {
-            self.nl.set_up(nic, true).await.map_err(nl_err)?;
-        }
-        self.ensure_uplink(w, &nic.name, true).await?;
-
-        // Addresses and routes, make before break. On the bridge, labels go (they must
-        // start with the link's name) and IPv6 addresses skip DAD (they are the NIC's own).
-        let adds: Vec<Address> = rec
-            .addrs
-            .iter()
-            .map(|a| {
-                let mut b = a.clone();
-                b.label = None;
-                if b.is_ipv6() {
-                    b.flags |= netlink::IFA_F_NODAD;
-                }
-                b
-            })
-            .collect();
-        let routes: Vec<Route> = rec
-            .routes
-            .iter()
-            .map(|r| r.moved(rec.index, nic.index))
-            .collect();
-        let counts = self.move_config(nic, br, &adds, &routes).await?;
-
-        // On the userspace datapath the NIC gets out of the kernel's way.
-        if self.netdev() {
-            let nic = self
-                .nl
-                .link_by_index(nic.index)
-                .await
-                .map_err(nl_err)?
-                .ok_or_else(|| format!("nic {} vanished", nic.name))?;
-            self.quiet_nic(&nic, rec).await?;
-        }
-        Ok(counts)
-    }
-
-    /// Userspace datapath: a MAC other than the bridge's, ARP off, IPv6 off (module docs).
-    async fn quiet_nic(&self, nic: &Link, rec: &NicRecord) -> Result<(), String> {
-        if let (Some(orig), Some(cur)) = (rec.mac, nic.mac) {
-            if cur == orig {
-                self.nl
-                    .set_mac(nic, netdev_nic_mac(orig))
-                    .await
-                    .map_err(nl_err)?;
-            }
-        }
-        if nic.arp {
-            self.nl.set_arp(nic, false).await.map_err(nl_err)?;
-        }
-        if self.nl.ipv6_disabled(nic).map_err(nl_err)? == Some(false) {
-            self.nl.set_ipv6_disabled(nic, true).map_err(nl_err)?;
-        }
-        Ok(())
-    }
-
-    /// The NIC as the bridge's uplink port, with its VLAN trunks; with `wait`, gives
-    /// ovs-vswitchd a moment to open it and reports its error if it could not.
-    async fn ensure_uplink(&self, w: &Wanted, port: &str, wait: bool) -> Result<(), String> {
-        let mut spec = PortSpec::new(&w.bridge, port, "");
-        spec.ofport_request = Some(PROVIDER_UPLINK_OFPORT);
-        spec.external_ids
-            .insert(K_UPLINK.to_string(), w.network.clone());
-        self.vs.ensure_port(&spec).await.map_err(|e| {
-            format!(
-                "failed to add nic {port} to external bridge {}: {}",
-                w.bridge,
-                ovs_err(e)
-            )
-        })?;
-        trunks::set_port_trunks(&self.vs, port, &w.trunks)
-            .await
-            .map_err(ovs_err)?;
-        let deadline = Instant::now() + if wait { OFPORT_TIMEOUT } else { Duration::ZERO };
-        loop {
-            let iface = self.vs.by_name::<Interface>(port).await.map_err(ovs_err)?;
-            match iface {
-                Some(i) if i.ofport == Some(-1) => {
-                    return Err(format!(
-                        "failed to add nic {port} to external bridge {}: {}",
-                        w.bridge,
-                        i.error.unwrap_or_else(|| "ofport -1".into())
-                    ))
-                }
-                Some(i) if i.valid_ofport().is_some() => return Ok(()),
-                _ if Instant::now() >= deadline => return Ok(()),
-                _ => tokio::time::sleep(POLL).await,
-            }
-        }
-    }
-
-    /// The check of a network already set up (`kovs-state=moved`): writes only what differs
-    /// (nothing when all is in place), and moves addresses that appeared on the NIC since.
-    async fn verify(&self, w: &Wanted, rec: &Record, n: &NicRecord) -> Result<Setup, String> {
-        let nic = self
-            .nl
-            .link(&w.nic_link)
-            .await
-            .map_err(nl_err)?
-            .ok_or_else(|| {
-                format!(
-                    "failed to create and configure external bridge {}: nic {} does not exist",
-                    w.bridge, w.nic
-                )
-            })?;
-        let mut ids = network_ids(&w.network, w.exchange);
-        ids.extend(nic_ids(n));
-        self.ensure_bridge(&rec.bridge, &ids, n.mac).await?;
-        let br = self
-            .wait_link(&rec.bridge, false)
-            .await?
-            .expect("wait_link returns the link");
-
-        let fresh = movable_addrs(self.nl.addresses(&nic).await.map_err(nl_err)?);
-        if !fresh.is_empty() {
-            // New addresses on the NIC (DHCP, an operator): move them and their routes, and
-            // remember them for the restore.
-            let routes = movable_routes(self.nl.routes(&nic).await.map_err(nl_err)?);
-            let mut more = n.clone();
-            more.addrs = union_addrs(n.addrs.clone(), &fresh);
-            let recorded: Vec<Route> = n
-                .routes
-                .iter()
-                .map(|r| r.moved(n.index, nic.index))
-                .collect();
-            more.routes = union_routes(recorded, &routes);
-            more.index = nic.index;
-            more.state = RecState::Moving;
-            let mut ids = network_ids(&w.network, w.exchange);
-            ids.extend(nic_ids(&more));
-            self.ensure_bridge(&rec.bridge, &ids, n.mac).await?;
-            let mut step = more.clone();
-            step.addrs = fresh;
-            step.routes = routes;
-            let counts = self.attach(w, &step, &nic, &br).await?;
-            self.set_state(&rec.bridge, RecState::Moved).await?;
-            return Ok(Setup {
-                bridge: rec.bridge.clone(),
-                mtu: nic.mtu,
-                addresses: counts.0,
-                routes: counts.1,
-            });
-        }
-
-        if let Some(mac) = n.mac {
-            if br.mac != Some(mac) {
-                self.nl.set_mac(&br, mac).await.map_err(nl_err)?;
-            }
-        }
-        if br.mtu != nic.mtu {
-            self.nl.set_mtu(&br, nic.mtu).await.map_err(nl_err)?;
-        }
-        if !br.up {
-            self.nl.set_up(&br, true).await.map_err(nl_err)?;
-        }
-        if !nic.up {
-            self.nl.set_up(&nic, true).await.map_err(nl_err)?;
-        }
-        if self.netdev() {
-            self.quiet_nic(&nic, n).await?;
-        }
-        self.ensure_uplink(w, &nic.name, false).await?;
-        Ok(Setup {
-            bridge: rec.bridge.clone(),
-            mtu: nic.mtu,
-            addresses: 0,
-            routes: 0,
-        })
-    }
-
-    /// Moves addresses and routes from link `from` to link `to`, make before break: adds
-    /// `adds` to `to`, replaces `routes` (given as they are through `from`) onto `to` in
-    /// scope order, removes the addresses from `from` (secondaries first), then checks the
-    /// moved routes once more. Idempotent. Returns how many addresses and routes it moved.
-    async fn move_config(
-        &self,
-        from: &Link,
-        to: &Link,
-        adds: &[Address],
-        routes: &[Route],
-    ) -> Result<(usize, usize), String> {
-        let on_to = self.nl.addresses(to).await.map_err(nl_err)?;
-        let mut n_addrs = 0;
-        for a in adds {
-            if on_to.iter().any(|b| b.same_as(a)) {
-                continue;
-            }
-            match self.nl.add_address(to, a, false).await {
-                Ok(()) => n_addrs += 1,
-                Err(e) if e.errno() == Some(libc::EEXIST) => {}
-                Err(e) => return Err(nl_err(e)),
-            }
-        }
-
-        let mut ordered: Vec<Route> = routes
-            .iter()
-            .map(|r| r.moved(from.index, to.index))
-            .collect();
-        ordered.sort_by_key(|r| scope_rank(r.scope));
-        let current = self.nl.all_routes().await.map_err(nl_err)?;
-        let mut n_routes = 0;
-        for r in &ordered {
-            if current.iter().any(|c| c.same_path(r)) {
-                continue;
-            }
-            self.nl.add_route(r, true).await.map_err(nl_err)?;
-            n_routes += 1;
-        }
-
-        let on_from = self.nl.addresses(from).await.map_err(nl_err)?;
-        for a in adds.iter().rev() {
-            if on_from.iter().any(|b| b.same_as(a)) {
-                self.nl.del_address(from, a).await.map_err(nl_err)?;
-            }
-        }
-        self.check_routes(Some(from), &ordered).await?;
-        Ok((n_addrs, n_routes))
-    }
-
-    /// Re-adds any of `routes` the kernel dropped and deletes copies of them still going
-    /// through `from`.
-    async fn check_routes(&self, from: Option<&Link>, routes: &[Route]) -> Result<(), String> {
-        if routes.is_empty() {
-            return Ok(());
-        }
-        let current = self.nl.all_routes().await.map_err(nl_err)?;
-        for r in routes {
-            if !current.iter().any(|c| c.same_path(r)) {
-                self.nl.add_route(r, true).await.map_err(nl_err)?;
-            }
-            let stale = current.iter().filter(|c| {
-                from.is_some_and(|f| c.uses_link(f.index)) && !c.is_kernel() && c.same_key(r)
-            });
-            for stale in stale {
-                self.nl.del_route(stale).await.map_err(nl_err)?;
-            }
-        }
-        Ok(())
-    }
-
-    // ---- restore --------------------------------------------------------------------------
-
-    /// Gives the NIC of `rec` its configuration back and deletes the bridge (or, when
-    /// `delete_bridge` is false, only clears the NIC's record from it).
-    async fn teardown(&self, rec: &Record, delete_bridge: bool) -> Result<(), String> {
-        let Some(n) = &rec.nic else {
-            // Nothing was moved: only the bridge made for the network.
-            if delete_bridge {
-                trunks::delete_bridge(&self.vs, &rec.bridge)
-                    .await
-                    .map_err(ovs_err)?;
-            }
-            return Ok(());
-        };
-        // A previous move or restore was interrupted: the record fills what the links lack.
-        let interrupted = n.state != RecState::Moved;
-        if n.state != RecState::Restoring {
-            self.set_state(&rec.bridge, RecState::Restoring).await?;
-        }
-        let nic_name = rec.nic_link_name().expect("record has a NIC");
-
-        // What is on the bridge now (read before anything changes).
-        let br = self.nl.link(&rec.bridge).await.map_err(nl_err)?;
-        let (br_addrs, br_routes) = match &br {
-            Some(br) => (
-                movable_addrs(self.nl.addresses(br).await.map_err(nl_err)?),
-                movable_routes(self.nl.routes(br).await.map_err(nl_err)?),
-            ),
-            None => (Vec::new(), Vec::new()),
-        };
-        // Back on the NIC: the record's label and flags, the lifetimes left now.
-        let mut adds: Vec<Address> = br_addrs
-            .iter()
-            .map(|a| match n.addrs.iter().find(|r| r.same_as(a)) {
-                Some(orig) => Address {
-                    valid_lft: a.valid_lft,
-                    preferred_lft: a.preferred_lft,
-                    ..orig.clone()
-                },
-                None => Address {
-                    label: None,
-                    ..a.clone()
-                },
-            })
-            .collect();
-        if interrupted || br.is_none() {
-            adds = union_addrs(adds, &n.addrs);
-        }
-
-        // The NIC leaves the bridge first: from here on the bridge has no uplink.
-        if self
-            .vs
-            .by_name::<Port>(&nic_name)
-            .await
-            .map_err(ovs_err)?
-            .is_some()
-        {
-            self.vs
-                .delete_port(&rec.bridge, &nic_name)
-                .await
-                .map_err(ovs_err)?;
-            // ovs-vswitchd restores the flags it changed on the NIC when it lets it go, from
-            // its own cached copy: touching the NIC before that would be undone (ARP off again).
-            if !trunks::wait_applied(&self.vs, LINK_TIMEOUT)
-                .await
-                .map_err(ovs_err)?
-            {
-                tracing::warn!(
-                    "provider network {}: ovs-vswitchd did not apply the removal of port {nic_name} within {LINK_TIMEOUT:?}",
-                    rec.network
-                );
-            }
-        }
-
-        let mut nic = self.nl.link(&nic_name).await.map_err(nl_err)?;
-        if rec.exchange {
-            // The bridge holds the NIC's name: it goes first, then the NIC takes its name back.
-            self.delete_bridge(&rec.bridge).await?;
-            if let Some(l) = &nic {
-                if l.up {
-                    self.nl.set_up(l, false).await.map_err(nl_err)?;
-                }
-                self.nl.rename(l, &n.name).await.map_err(nl_err)?;
-                nic = self.nl.link(&n.name).await.map_err(nl_err)?;
-            }
-        }
-        let Some(nic) = nic else {
-            // Kube-OVN: "nic %s not found, will still clean up addresses and routes": there
-            // is nothing left to give them back to.
-            tracing::warn!(
-                "provider network {}: nic {nic_name} not found: its addresses and routes go with bridge {}",
-                rec.network,
-                rec.bridge
-            );
-            if delete_bridge {
-                self.delete_bridge(&rec.bridge).await?;
-            } else {
-                self.clear_nic_record(&rec.bridge).await?;
-            }
-            return Ok(());
-        };
-
-        // Link attributes first: the MAC before IPv6 comes back (its link-local address is
-        // derived from the MAC), and up so that routes through it can be added.
-        if let Some(mac) = n.mac {
-            if nic.mac != Some(mac) {
-                self.nl.set_mac(&nic, mac).await.map_err(nl_err)?;
-            }
-        }
-        if n.mtu != 0 && nic.mtu != n.mtu {
-            self.nl.set_mtu(&nic, n.mtu).await.map_err(nl_err)?;
-        }
-        if nic.arp != n.arp {
-            self.nl.set_arp(&nic, n.arp).await.map_err(nl_err)?;
-        }
-        if let Some(prev) = n.ipv6_disabled {
-            if self.nl.ipv6_disabled(&nic).map_err(nl_err)? != Some(prev) {
-                self.nl.set_ipv6_disabled(&nic, prev).map_err(nl_err)?;
-            }
-        }
-        if !nic.up {
-            self.nl.set_up(&nic, true).await.map_err(nl_err)?;
-        }
-
-        // Routes, as they are through the bridge, mapped onto the NIC.
-        let mut routes: Vec<Route> = match &br {
-            Some(b) => br_routes
-                .iter()
-                .map(|r| r.moved(b.index, nic.index))
-                .collect(),
-            None => Vec::new(),
-        };
-        if interrupted || br.is_none() {
-            let recorded: Vec<Route> = n
-                .routes
-                .iter()
-                .map(|r| r.moved(n.index, nic.index))
-                .collect();
-            routes = union_routes(routes, &recorded);
-        }
-        // move_config takes routes as they are through `from`.
-        match (&br, rec.exchange) {
-            (Some(b), false) => {
-                let through_br: Vec<Route> =
-                    routes.iter().map(|r| r.moved(nic.index, b.index)).collect();
-                self.move_config(b, &nic, &adds, &through_br).await?;
-            }
-            _ => {
-                // The bridge is gone (exchangeLinkName) or has no interface: add only.
-                self.add_config(&nic, &adds, &routes).await?;
-            }
-        }
-
-        if !rec.exchange {
-            if delete_bridge {
-                self.delete_bridge(&rec.bridge).await?;
-                // Deleting the bridge's interface may take routes with it on older kernels.
-                self.check_routes(None, &routes).await?;
-            } else {
-                self.clear_nic_record(&rec.bridge).await?;
-            }
-        }
-        if !n.up {
-            self.nl.set_up(&nic, false).await.map_err(nl_err)?;
-        }
-        Ok(())
-    }
-
-    /// Forgets the NIC a bridge held (the bridge stays for the network's next NIC).
-    async fn clear_nic_record(&self, bridge: &str) -> Result<(), String> {
-        let none: BTreeMap<String, String> = BTreeMap::new();
-        trunks::update_bridge_keys(&self.vs, bridge, &none, NIC_KEYS, &none, &["hwaddr"])
-            .await
-            .map_err(ovs_err)
-            .map(|_| ())
-    }
-
-    /// Adds addresses and routes to a link (when there is no link to move them from).
-    async fn add_config(
-        &self,
-        to: &Link,
-        adds: &[Address],
-        routes: &[Route],
-    ) -> Result<(), String> {
-        let on_to = self.nl.addresses(to).await.map_err(nl_err)?;
-        for a in adds {
-            if on_to.iter().any(|b| b.same_as(a)) {
-                continue;
-            }
-            match self.nl.add_address(to, a, false).await {
-                Ok(()) => {}
-                Err(e) if e.errno() == Some(libc::EEXIST) => {}
-                Err(e) => return Err(nl_err(e)),
-            }
-        }
-        let mut ordered = routes.to_vec();
-        ordered.sort_by_key(|r| scope_rank(r.scope));
-        let current = self.nl.all_routes().await.map_err(nl_err)?;
-        for r in &ordered {
-            if !current.iter().any(|c| c.same_path(r)) {
-                self.nl.add_route(r, true).await.map_err(nl_err)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Deletes a kovs bridge and waits for its kernel interface to go away.
-    async fn delete_bridge(&self, bridge: &str) -> Result<(), String> {
-        if trunks::delete_bridge(&self.vs, bridge)
-            .await
-            .map_err(ovs_err)?
-        {
-            self.wait_link(bridge, true).await?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn netdev_mac_always_differs() {
-        for first in [0x00u8, 0x02, 0x04, 0x06, 0xfe, 0xfa, 0x52] {
-            let orig = [first, 1, 2, 3, 4, 5];
-            let m = netdev_nic_mac(orig);
-            assert_ne!(m, orig);
-            assert_eq!(m[0] & 0x03, 0x02, "locally administered unicast");
-        }
-    }
 
     /// The agent may run a reconcile in its own task.
     #[allow(unused)]

@@ -1,6 +1,8 @@
 //! A small OVSDB client (RFC 7047 JSON-RPC over tokio) for what kovs needs from
-//! `ovsdb-server`: its bridges and tunnel ports, `other_config:flow-restore-wait`, and a live
-//! view of the Interface table (`external_ids:iface-id` → `ofport`).
+//! `ovsdb-server`: its bridges and ports (tunnels, patch ports, uplinks with their VLAN
+//! trunks, bridges' `external_ids`), `other_config:flow-restore-wait`, waiting for
+//! ovs-vswitchd to apply a change, and a live view of the Interface table
+//! (`external_ids:iface-id` → `ofport`). It knows Open vSwitch, not Kubernetes.
 //!
 //! Layers, bottom up:
 //! - [`framing`]: splits the stream of concatenated JSON objects into messages;
@@ -27,18 +29,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-// The module's API; not every name is used by the binary (see the allow above).
-#[allow(unused_imports)]
 pub use conn::{Client, Notification};
-#[allow(unused_imports)]
-pub use ops::{BridgeSpec, Ensured, PortSpec, Vswitch, OWNER_KEY, OWNER_VALUE};
-#[allow(unused_imports)]
+pub use ops::{BridgeSpec, Ensured, PortSpec, Vswitch, DATAPATH_ID_KEY, OWNER_KEY, OWNER_VALUE};
 pub use rows::{Bridge, Interface, OpenVSwitch, Port, Row};
-#[allow(unused_imports)]
 pub use schema::{ColumnType, DbSchema, TableSchema};
-#[allow(unused_imports)]
 pub use value::{Atom, Uuid};
-#[allow(unused_imports)]
 pub use watch::{Watch, WatchEvent, WatchOptions};
 
 /// The database ovs-vswitchd uses.

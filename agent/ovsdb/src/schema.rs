@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::value::{map_pairs, set_items};
-use super::Error;
+use crate::value::{map_pairs, set_items};
+use crate::Error;
 
 /// A column's type: atomic key (and value, for maps) type names and the element count range.
 #[derive(Debug, Clone, PartialEq, Eq)]

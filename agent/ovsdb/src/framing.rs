@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use super::Error;
+use crate::Error;
 
 /// Incremental splitter of concatenated top-level JSON objects/arrays.
 #[derive(Debug, Default)]

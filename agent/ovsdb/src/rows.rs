@@ -8,15 +8,15 @@ use std::fmt::Debug;
 
 use serde_json::{Map, Value};
 
-use super::value::{col, Uuid};
-use super::Error;
+use crate::value::{col, Uuid};
+use crate::Error;
 
 /// A table row type: its table, the columns to fetch, and how to decode a row object.
 pub trait Row: Sized + Clone + Debug + Send + 'static {
     const TABLE: &'static str;
     /// Columns fetched by selects (`_uuid` is added by the caller).
     const COLUMNS: &'static [&'static str];
-    /// Columns a [`super::Watch`] monitors; fewer columns means fewer update notifications.
+    /// Columns a [`crate::Watch`] monitors; fewer columns means fewer update notifications.
     const MONITOR_COLUMNS: &'static [&'static str] = Self::COLUMNS;
 
     fn from_row(uuid: Uuid, row: &Map<String, Value>) -> Result<Self, Error>;

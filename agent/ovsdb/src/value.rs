@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde_json::{json, Map, Value};
 
-use super::Error;
+use crate::Error;
 
 /// A row's UUID as OVSDB prints it (`["uuid", "550e8400-..."]` on the wire).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -16,11 +16,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout, Instant};
 
-use super::conn::{Client, Notification};
-use super::rows::Row;
-use super::schema::TableSchema;
-use super::value::Uuid;
-use super::{Error, DB};
+use crate::conn::{Client, Notification};
+use crate::rows::Row;
+use crate::schema::TableSchema;
+use crate::value::Uuid;
+use crate::{Error, DB};
 
 /// Where and how to watch.
 #[derive(Debug, Clone)]
@@ -307,9 +307,9 @@ fn apply<R: Row>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::rows::Interface;
-    use super::super::schema::DbSchema;
     use super::*;
+    use crate::rows::Interface;
+    use crate::schema::DbSchema;
 
     fn iface_table() -> TableSchema {
         let schema = json!({"name": "Open_vSwitch", "version": "1", "tables": {"Interface": {"columns": {

@@ -17,9 +17,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::framing::Splitter;
-use super::schema::DbSchema;
-use super::Error;
+use crate::framing::Splitter;
+use crate::schema::DbSchema;
+use crate::Error;
 
 /// A message the server sent without being asked (JSON-RPC notification).
 #[derive(Debug, Clone)]
