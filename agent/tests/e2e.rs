@@ -787,5 +787,11 @@ fn connection_gauges_follow_the_switch_and_ovsdb_both_ways() {
         "{}",
         agent.log()
     );
+    // The transaction connection came back too (it alone writes to OVSDB).
+    assert!(
+        agent.wait_log("ovsdb: connected again", up),
+        "{}",
+        agent.log()
+    );
     kovs_tests::assert_sync_order(&agent.log());
 }

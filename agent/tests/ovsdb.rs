@@ -813,6 +813,36 @@ fn names(rows: &BTreeMap<ovsdb::Uuid, Interface>) -> Vec<&str> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vswitch_connects_again_after_ovsdb_server_restart() {
+    let mut odb = OwnOvsdb::new();
+    odb.start("db.sock");
+    odb.vsctl("db.sock", &["init"]);
+    let target = format!("unix:{}", odb.sock("db.sock").display());
+    let vs = Vswitch::connect(&target).await.unwrap();
+    let clone = vs.clone();
+    assert!(vs.is_connected());
+    vs.ensure_bridge(&BridgeSpec::new("br0", "netdev"))
+        .await
+        .unwrap();
+
+    odb.kill();
+    wait_until(
+        || !vs.is_connected(),
+        "the client notices the server is gone",
+    )
+    .await;
+    // While it is away, a transaction fails with the reason, and nothing hangs.
+    assert!(vs.by_name::<Bridge>("br0").await.is_err());
+
+    odb.start("db.sock");
+    // The next transaction connects again, for every clone.
+    let br = clone.by_name::<Bridge>("br0").await.unwrap();
+    assert!(br.is_some(), "the database kept br0");
+    assert!(vs.is_connected());
+    vs.ensure_connected().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_resyncs_after_ovsdb_server_restart() {
     let mut odb = OwnOvsdb::new();
     odb.start("db.sock");

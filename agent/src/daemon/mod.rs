@@ -254,13 +254,21 @@ impl Daemon {
             match wake {
                 Wake::StatePoll => self.reload_state(&mut delta).await?,
                 Wake::ProviderRetry => {
+                    // The transaction connection lost without the monitor noticing a restart.
+                    if !self.vs.is_connected() {
+                        self.ovsdb_reconnected().await?;
+                    }
                     // A missing NIC may have appeared; failed networks are retried.
                     if self.providers.has_failures() {
                         self.sync_providers().await?;
                     }
                 }
                 Wake::DriftCheck => self.bridges.drift_check(),
-                Wake::Ports(evs, seen) => self.apply_port_events(evs, seen, &mut delta),
+                Wake::Ports(evs, seen) => {
+                    if self.apply_port_events(evs, seen, &mut delta) {
+                        self.ovsdb_reconnected().await?;
+                    }
+                }
                 Wake::Switch(inputs) => {
                     for input in inputs {
                         self.bridges.handle(input, &self.metrics);
@@ -321,17 +329,19 @@ impl Daemon {
         Ok(())
     }
 
-    /// Ports: pods appear, move and vanish; kovs's own ports may be renumbered.
+    /// Ports: pods appear, move and vanish; kovs's own ports may be renumbered. Returns
+    /// whether the Interface monitor came back after losing ovsdb-server.
     fn apply_port_events(
         &mut self,
         evs: Vec<WatchEvent<Interface>>,
         seen: Instant,
         delta: &mut Delta,
-    ) {
+    ) -> bool {
         let mut infra_changed = false;
+        let mut reconnected = false;
         for ev in evs {
             match &ev {
-                WatchEvent::Snapshot { .. } => self.metrics.set_ovsdb_connected(true),
+                WatchEvent::Snapshot { resync, .. } => reconnected |= *resync,
                 WatchEvent::Disconnected(_) => self.metrics.set_ovsdb_connected(false),
                 _ => {}
             }
@@ -360,6 +370,30 @@ impl Daemon {
                 delta.compose(self.compiler.set_config(c));
             }
         }
+        reconnected
+    }
+
+    /// ovsdb-server is back (restarted, maybe with another database): the transaction
+    /// connection is made again, and what kovs keeps in OVSDB is ensured again.
+    async fn ovsdb_reconnected(&mut self) -> Result<(), Error> {
+        match self.vs.ensure_connected().await {
+            Ok(()) => {
+                info!("ovsdb: connected again");
+                self.metrics.set_ovsdb_connected(true);
+            }
+            Err(e) => {
+                // Tried again every PROVIDER_RETRY_PERIOD and on the next resync snapshot.
+                warn!("ovsdb {}: {e}", self.cfg.ovsdb);
+                self.metrics.set_ovsdb_connected(false);
+                self.metrics.error("ovsdb");
+                return Ok(());
+            }
+        }
+        if let Err(e) = ensure_int_bridge(&self.vs, &self.cfg).await {
+            warn!("{e}");
+            self.metrics.error("ovsdb");
+        }
+        self.sync_providers().await
     }
 
     /// br-int now holds the flows of the plugged ports of valid local pods (the pod may have

@@ -16,6 +16,7 @@ mod bridge;
 mod port;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -161,10 +162,19 @@ fn sorted(v: &[String]) -> Vec<String> {
 /// Ok(None): the rows changed between read and write; read again.
 type Attempt<T> = Result<Option<T>, Error>;
 
-/// kovs's handle on the Open_vSwitch database.
+/// kovs's handle on the Open_vSwitch database. Clones share one connection. When it has ended
+/// (ovsdb-server restarted), the next transaction connects again first; a transaction cut off
+/// by the end is not repeated (whether it was applied is unknown), its caller sees the error.
 #[derive(Debug, Clone)]
 pub struct Vswitch {
-    client: Client,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// Where to reconnect; `None` for a client made by the caller ([`Vswitch::new`]).
+    target: Option<String>,
+    client: Mutex<Client>,
 }
 
 impl Vswitch {
@@ -172,19 +182,58 @@ impl Vswitch {
     /// notification channel is dropped.
     pub async fn connect(target: &str) -> Result<Vswitch, Error> {
         let (client, _notes) = Client::connect(target).await?;
-        Ok(Vswitch { client })
+        Ok(Vswitch::with_target(client, Some(target.to_string())))
     }
 
+    /// Wraps a connected client; it is not replaced when it ends.
     pub fn new(client: Client) -> Vswitch {
-        Vswitch { client }
+        Vswitch::with_target(client, None)
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    fn with_target(client: Client, target: Option<String>) -> Vswitch {
+        Vswitch {
+            shared: Arc::new(Shared {
+                target,
+                client: Mutex::new(client),
+            }),
+        }
+    }
+
+    /// The connection in use now.
+    pub fn client(&self) -> Client {
+        self.shared
+            .client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The connection is up (as far as is known without asking).
+    pub fn is_connected(&self) -> bool {
+        self.client().close_reason().is_none()
+    }
+
+    /// Connects again if the connection has ended.
+    pub async fn ensure_connected(&self) -> Result<(), Error> {
+        self.live_client().await.map(|_| ())
+    }
+
+    /// The connection, connected again first if it has ended.
+    async fn live_client(&self) -> Result<Client, Error> {
+        let client = self.client();
+        let Some(target) = &self.shared.target else {
+            return Ok(client);
+        };
+        if client.close_reason().is_none() {
+            return Ok(client);
+        }
+        let (fresh, _notes) = Client::connect(target).await?;
+        *self.shared.client.lock().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+        Ok(fresh)
     }
 
     async fn transact(&self, ops: Vec<Value>) -> Result<Vec<Value>, Error> {
-        self.client.transact(DB, ops).await
+        self.live_client().await?.transact(DB, ops).await
     }
 
     /// All rows of `R`'s table matching `where_`.
