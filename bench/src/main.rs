@@ -179,3 +179,45 @@ fn main() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_goes_to_stdout_and_an_unknown_flag_is_an_error_naming_it() {
+        let e = Cli::try_parse_from(["kovs-bench", "--help"]).unwrap_err();
+        assert!(!e.use_stderr(), "exit 0 on stdout");
+        assert!(e.to_string().contains("pod-latency"), "{e}");
+        let e = Cli::try_parse_from(["kovs-bench", "install", "--help"]).unwrap_err();
+        assert!(!e.use_stderr());
+        assert!(e.to_string().contains("--runs <N>"), "{e}");
+        let e = Cli::try_parse_from(["kovs-bench", "encode", "--flowz", "1"]).unwrap_err();
+        assert!(e.use_stderr(), "exit 1 on stderr");
+        assert!(e.to_string().contains("--flowz"), "{e}");
+        assert!(Cli::try_parse_from(["kovs-bench"])
+            .unwrap_err()
+            .use_stderr());
+    }
+
+    #[test]
+    fn counts_take_separators_and_defaults_and_bad_ones_are_named() {
+        let Bench::Compile { pods, nodes, .. } =
+            Cli::try_parse_from(["kovs-bench", "compile", "--pods", "1_000", "--pods=2_000"])
+                .unwrap()
+                .bench
+        else {
+            panic!()
+        };
+        assert_eq!(num("pods", &pods), Ok(2000));
+        assert_eq!(num("nodes", &nodes), Ok(1000));
+        assert_eq!(num("flows", "1e3"), Err("--flows 1e3: not a number".into()));
+    }
+}

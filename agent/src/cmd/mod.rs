@@ -89,3 +89,36 @@ fn unset_empty_env(mut cmd: clap::Command) -> clap::Command {
     }
     cmd
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn an_empty_variable_drops_the_fallback_only_when_empty() {
+        // A variable name of this test only, so no other test sees it.
+        #[derive(Debug, Parser)]
+        struct T {
+            #[arg(long, env = "KOVS_CMD_TEST_EMPTY", default_value = "d")]
+            x: String,
+        }
+        std::env::set_var("KOVS_CMD_TEST_EMPTY", "");
+        assert_eq!(parse::<T>(["t"]).unwrap().x, "d");
+        assert_eq!(
+            T::try_parse_from(["t"]).unwrap().x,
+            "",
+            "clap alone takes it"
+        );
+        std::env::set_var("KOVS_CMD_TEST_EMPTY", "v");
+        assert_eq!(parse::<T>(["t"]).unwrap().x, "v");
+        assert_eq!(parse::<T>(["t", "--x", "f"]).unwrap().x, "f");
+        std::env::remove_var("KOVS_CMD_TEST_EMPTY");
+    }
+}

@@ -184,3 +184,108 @@ pub fn run(args: RunArgs) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+    use pipelines::TunnelType;
+
+    use super::*;
+    use crate::cmd::{Cli, Command};
+
+    fn config(argv: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(["kovs-agent", "run"].iter().chain(argv))
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Run(a) => a.into_config(),
+            c => panic!("parsed as {c:?}"),
+        }
+    }
+
+    #[test]
+    fn every_flag_reaches_the_config() {
+        let c = config(&[
+            "--node=n1",
+            "--state",
+            "a.yaml",
+            "dir",
+            "--ovs-rundir",
+            "/run/x",
+            "--bridge",
+            "br-x",
+            "--datapath",
+            "netdev",
+            "--tunnel-type",
+            "stt",
+            "--encap-ip",
+            "10.0.0.1",
+            "--metrics-addr",
+            "127.0.0.1:9",
+            "--status-file",
+            "/tmp/s.json",
+            "--state",
+            "b.yaml",
+            "--ovsdb",
+            "tcp:1.2.3.4:6640",
+        ])
+        .unwrap();
+        assert_eq!(c.node, "n1");
+        assert_eq!(c.state, ["a.yaml", "dir", "b.yaml"]);
+        assert_eq!(c.ovs_rundir, "/run/x");
+        assert_eq!(c.ovsdb, "tcp:1.2.3.4:6640");
+        assert_eq!(c.bridge, "br-x");
+        assert_eq!(c.datapath, "netdev");
+        assert_eq!(c.tunnel, TunnelType::Stt);
+        assert_eq!(c.encap_ip, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(c.metrics_addr, "127.0.0.1:9".parse().unwrap());
+        assert_eq!(c.status_file.as_deref(), Some(Path::new("/tmp/s.json")));
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_flag_wins_and_ovsdb_follows_the_rundir() {
+        let c = config(&[
+            "--node",
+            "a",
+            "--node",
+            "b",
+            "--state=s",
+            "--ovs-rundir",
+            "/x",
+            "--ovs-rundir=/y",
+            "--encap-ip",
+            "",
+            "--status-file",
+            "",
+        ])
+        .unwrap();
+        assert_eq!(c.node, "b");
+        assert_eq!(c.state, ["s"]);
+        assert_eq!(c.ovsdb, "unix:/y/db.sock");
+        assert_eq!((c.encap_ip, c.status_file), (None, None));
+    }
+
+    #[test]
+    fn bad_values_get_the_documented_messages() {
+        let base = ["--node", "n", "--state", "s"];
+        let err = |extra: &[&str]| config(&[&base[..], extra].concat()).unwrap_err();
+        assert_eq!(
+            err(&["--datapath", "dpdk"]),
+            "--datapath dpdk: expected system or netdev"
+        );
+        assert_eq!(
+            err(&["--tunnel-type", "gre"]),
+            "--tunnel-type gre: expected geneve, vxlan or stt"
+        );
+        assert_eq!(
+            err(&["--encap-ip", "::1"]),
+            "--encap-ip ::1: not an IPv4 address"
+        );
+        assert!(err(&["--metrics-addr", "x"]).starts_with("--metrics-addr: "));
+        assert!(config(&["--node", ""])
+            .unwrap_err()
+            .starts_with("--node is required"));
+        assert!(config(&["--bogus"]).unwrap_err().contains("'--bogus'"));
+    }
+}

@@ -377,3 +377,35 @@ fn ctrlc_channel(tx: std::sync::mpsc::Sender<()>) -> std::io::Result<()> {
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Args;
+
+    #[test]
+    fn flags_and_defaults() {
+        Args::command().debug_assert();
+        let a = Args::try_parse_from(["kovs-sandbox"]).unwrap();
+        assert_eq!(
+            (a.state.as_str(), a.tunnel_type.as_str(), a.hold),
+            ("examples/cluster.yaml", "geneve", false)
+        );
+        let a = Args::try_parse_from([
+            "kovs-sandbox",
+            "--state",
+            "s.yaml",
+            "--hold",
+            "--tunnel-type=vxlan",
+        ])
+        .unwrap();
+        assert_eq!(
+            (a.state.as_str(), a.tunnel_type.as_str(), a.hold),
+            ("s.yaml", "vxlan", true)
+        );
+        assert!(Args::try_parse_from(["kovs-sandbox", "--holdd"])
+            .unwrap_err()
+            .use_stderr());
+    }
+}
