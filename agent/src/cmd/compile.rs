@@ -3,12 +3,44 @@
 use std::io::Write;
 use std::path::Path;
 
+use clap::Args;
 use pipelines::model::{load_path, Loaded};
 use pipelines::{Compiler, NodeConfig, TunnelType};
 
-use crate::cmd::args::Args;
-
 pub const USAGE: &str = "kovs-agent compile --node NAME --state PATH... [--tunnel-type geneve|vxlan|stt] [--port IFACE_ID=OFPORT]...";
+
+/// Print a node's flows for a state (ovs-ofctl syntax)
+///
+/// The flows of every bridge come under a `# bridge NAME` comment, sorted by table,
+/// priority (highest first) and match. Rejected objects are reported on stderr and
+/// make the exit code 2 (the rest is still printed); other errors exit 1.
+#[derive(Debug, Args)]
+#[command(override_usage = USAGE, verbatim_doc_comment)]
+pub struct CompileArgs {
+    /// The node to compile for, as named in the state (required)
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// State files and directories (required)
+    ///
+    /// Kube-OVN objects as YAML or JSON. Several paths may follow one --state, and
+    /// --state may be repeated.
+    #[arg(long, value_name = "PATH", num_args = 1.., action = clap::ArgAction::Append, verbatim_doc_comment)]
+    pub state: Vec<String>,
+    /// Tunnel encapsulation between nodes: geneve, vxlan or stt
+    #[arg(
+        long,
+        value_name = "TYPE",
+        env = "TUNNEL_TYPE",
+        default_value = "geneve"
+    )]
+    pub tunnel_type: String,
+    /// A local pod's OpenFlow port; repeat for each pod
+    ///
+    /// IFACE_ID is <pod>.<namespace>. A pod without one gets no port flows, as in the
+    /// agent until its port appears.
+    #[arg(long, value_name = "IFACE_ID=OFPORT", verbatim_doc_comment)]
+    pub port: Vec<String>,
+}
 
 /// Loads every path; a missing path is fatal (Err), a bad file is reported in `Loaded::errors`.
 pub fn load_state(paths: &[String]) -> Result<Loaded, String> {
@@ -29,26 +61,19 @@ pub fn parse_tunnel(s: &str) -> Result<TunnelType, String> {
     TunnelType::parse(s).ok_or_else(|| format!("--tunnel-type {s}: expected geneve, vxlan or stt"))
 }
 
-pub fn run(argv: &[String]) -> i32 {
-    let args = match Args::parse(argv, &["node", "state", "tunnel-type", "port"]) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("kovs-agent compile: {e}\nusage: {USAGE}");
-            return 1;
-        }
-    };
-    let Some(node) = args.one("node") else {
+pub fn run(args: CompileArgs) -> i32 {
+    let Some(node) = args.node.as_deref() else {
         eprintln!("kovs-agent compile: --node is required\nusage: {USAGE}");
         return 1;
     };
-    let tunnel = match parse_tunnel(&args.or_env("tunnel-type", "TUNNEL_TYPE", "geneve")) {
+    let tunnel = match parse_tunnel(&args.tunnel_type) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("kovs-agent compile: {e}");
             return 1;
         }
     };
-    let loaded = match load_state(args.all("state")) {
+    let loaded = match load_state(&args.state) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("kovs-agent compile: {e}");
@@ -56,7 +81,7 @@ pub fn run(argv: &[String]) -> i32 {
         }
     };
     let mut cfg = NodeConfig::new(node, tunnel);
-    for p in args.all("port") {
+    for p in &args.port {
         let Some((iface, ofport)) = p.split_once('=') else {
             eprintln!("kovs-agent compile: --port {p}: expected IFACE_ID=OFPORT");
             return 1;

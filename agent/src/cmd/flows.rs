@@ -4,25 +4,44 @@ use flowlib::client::dump_flows;
 use flowlib::conn::{ConnOptions, Connection};
 use pipelines::tables::{Stage, COOKIE_MAGIC, COOKIE_OWNER_MASK};
 
-use crate::cmd::args::Args;
-
 pub const USAGE: &str = "kovs-agent flows [--pipeline classifier|arp|l3|l2|provider] [--bridge br-int] [--ovs-rundir DIR] [--target unix:PATH|tcp:HOST:PORT]";
 
-pub fn run(argv: &[String]) -> i32 {
-    let args = match Args::parse(argv, &["pipeline", "bridge", "ovs-rundir", "target"]) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("kovs-agent flows: {e}\nusage: {USAGE}");
-            return 1;
-        }
-    };
-    let bridge = args.one("bridge").unwrap_or("br-int").to_string();
-    let rundir = args.or_env("ovs-rundir", "OVS_RUNDIR", "/var/run/openvswitch");
-    let target = args
-        .one("target")
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| format!("unix:{rundir}/{bridge}.mgmt"));
-    let only = match args.one("pipeline") {
+/// Print the kovs flows installed on a bridge, grouped by pipeline
+///
+/// Dumps the flows carrying kovs's cookie mark from the running ovs-vswitchd over the
+/// bridge's management socket (no controller needed), in ovs-ofctl syntax, sorted by
+/// table and priority under a `# pipeline NAME (N flows)` comment per stage.
+#[derive(Debug, clap::Args)]
+#[command(override_usage = USAGE, verbatim_doc_comment)]
+pub struct FlowsArgs {
+    /// Only this stage: classifier, arp, l3, l2 or provider [default: all]
+    #[arg(long, value_name = "STAGE")]
+    pub pipeline: Option<String>,
+    /// The bridge to read
+    #[arg(long, value_name = "NAME", default_value = "br-int")]
+    pub bridge: String,
+    /// Open vSwitch's run directory, where <bridge>.mgmt is
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "OVS_RUNDIR",
+        default_value = "/var/run/openvswitch"
+    )]
+    pub ovs_rundir: String,
+    /// Connect here instead [default: unix:<ovs-rundir>/<bridge>.mgmt]
+    #[arg(long, value_name = "unix:PATH|tcp:HOST:PORT")]
+    pub target: Option<String>,
+}
+
+pub fn run(args: FlowsArgs) -> i32 {
+    let FlowsArgs {
+        pipeline,
+        bridge,
+        ovs_rundir: rundir,
+        target,
+    } = args;
+    let target = target.unwrap_or_else(|| format!("unix:{rundir}/{bridge}.mgmt"));
+    let only = match pipeline.as_deref() {
         None => None,
         Some(p) => match Stage::ALL.iter().find(|s| s.name() == p) {
             Some(s) => Some(*s),

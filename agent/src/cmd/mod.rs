@@ -1,7 +1,124 @@
-//! The subcommands of `kovs-agent`: each turns its arguments into a configuration and calls
+//! The subcommands of `kovs-agent`: each parses its flags (clap) into a configuration and calls
 //! the library.
+//!
+//! Conventions every command line of kovs keeps: a usage error exits 1 (clap's own code is 2,
+//! which `compile` uses for rejected objects), `--help` exits 0; a flag wins over its
+//! environment variable, and an empty variable counts as unset.
 
-pub mod args;
+use std::ffi::OsString;
+
+use clap::{Parser, Subcommand};
+
 pub mod compile;
 pub mod flows;
 pub mod run;
+
+/// The kovs node agent: programs Open vSwitch over OpenFlow 1.3 for a Kubernetes node.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kovs-agent",
+    version,
+    arg_required_else_help = true,
+    args_override_self = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    // Each command's help is the doc comment of its arguments' struct.
+    Run(run::RunArgs),
+    Compile(compile::CompileArgs),
+    Flows(flows::FlowsArgs),
+}
+
+/// `kovs-agent`'s entry point: `argv` starts with the program name; returns the exit code.
+pub fn main(argv: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
+    match parse::<Cli>(argv) {
+        Ok(cli) => match cli.command {
+            Command::Run(a) => run::run(a),
+            Command::Compile(a) => compile::run(a),
+            Command::Flows(a) => flows::run(a),
+        },
+        Err(code) => code,
+    }
+}
+
+/// Parses a command line, with empty environment variables counting as unset. On `--help` or
+/// `--version` prints to stdout and gives `Err(0)`; on a usage error prints to stderr and gives
+/// `Err(1)`.
+pub fn parse<P: Parser>(
+    argv: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+) -> Result<P, i32> {
+    unset_empty_env(P::command())
+        .try_get_matches_from(argv)
+        .and_then(|mut m| P::from_arg_matches_mut(&mut m))
+        .map_err(|e| {
+            let _ = e.print();
+            if e.use_stderr() {
+                1
+            } else {
+                0
+            }
+        })
+}
+
+/// Drops the environment fallback of every argument whose variable is set but empty (clap
+/// would take the empty value), in the command and its subcommands.
+fn unset_empty_env(mut cmd: clap::Command) -> clap::Command {
+    let empty: Vec<clap::Id> = cmd
+        .get_arguments()
+        .filter(|a| {
+            a.get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|v| v.is_empty())
+        })
+        .map(|a| a.get_id().clone())
+        .collect();
+    for id in empty {
+        cmd = cmd.mut_arg(id, |a| a.env(None));
+    }
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for s in subs {
+        cmd = cmd.mut_subcommand(s, unset_empty_env);
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn an_empty_variable_drops_the_fallback_only_when_empty() {
+        // A variable name of this test only, so no other test sees it.
+        #[derive(Debug, Parser)]
+        struct T {
+            #[arg(long, env = "KOVS_CMD_TEST_EMPTY", default_value = "d")]
+            x: String,
+        }
+        std::env::set_var("KOVS_CMD_TEST_EMPTY", "");
+        assert_eq!(parse::<T>(["t"]).unwrap().x, "d");
+        assert_eq!(
+            T::try_parse_from(["t"]).unwrap().x,
+            "",
+            "clap alone takes it"
+        );
+        std::env::set_var("KOVS_CMD_TEST_EMPTY", "v");
+        assert_eq!(parse::<T>(["t"]).unwrap().x, "v");
+        assert_eq!(parse::<T>(["t", "--x", "f"]).unwrap().x, "f");
+        std::env::remove_var("KOVS_CMD_TEST_EMPTY");
+    }
+}

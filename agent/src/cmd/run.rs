@@ -3,93 +3,154 @@
 
 use tracing::error;
 
-use crate::cmd::args::Args;
 use crate::cmd::compile::parse_tunnel;
 use crate::daemon::{self, Config};
 
 pub const USAGE: &str = "kovs-agent run --node NAME --state PATH... [--ovs-rundir DIR] [--ovsdb unix:PATH] [--bridge br-int] [--datapath system|netdev] [--tunnel-type geneve|vxlan|stt] [--encap-ip IP] [--metrics-addr ADDR] [--status-file PATH]";
 
-/// Parses `kovs-agent run`'s flags; a flag wins over its environment variable.
-pub fn config_from_args(argv: &[String]) -> Result<Config, String> {
-    let a = Args::parse(
-        argv,
-        &[
-            "node",
-            "state",
-            "ovs-rundir",
-            "ovsdb",
-            "bridge",
-            "datapath",
-            "tunnel-type",
-            "encap-ip",
-            "metrics-addr",
-            "status-file",
-        ],
-    )?;
-    let node = a.or_env("node", "KUBE_NODE_NAME", "");
-    let node = if node.is_empty() {
-        a.or_env("node", "NODE_NAME", "")
-    } else {
-        node
-    };
-    if node.is_empty() {
-        return Err("--node is required (or KUBE_NODE_NAME)".into());
-    }
-    let mut state: Vec<String> = a.all("state").to_vec();
-    if state.is_empty() {
-        if let Ok(s) = std::env::var("KOVS_STATE") {
-            state = s
-                .split(':')
-                .filter(|p| !p.is_empty())
-                .map(String::from)
-                .collect();
-        }
-    }
-    if state.is_empty() {
-        return Err("--state needs at least one file or directory (or KOVS_STATE)".into());
-    }
-    let ovs_rundir = a.or_env("ovs-rundir", "OVS_RUNDIR", "/var/run/openvswitch");
-    let ovsdb = a.or_env(
-        "ovsdb",
-        "OVSDB_CONNECTION",
-        &format!("unix:{ovs_rundir}/db.sock"),
-    );
-    let datapath = a.or_env("datapath", "DATAPATH_TYPE", "system");
-    if !matches!(datapath.as_str(), "system" | "netdev") {
-        return Err(format!("--datapath {datapath}: expected system or netdev"));
-    }
-    let tunnel = parse_tunnel(&a.or_env("tunnel-type", "TUNNEL_TYPE", "geneve"))?;
-    let encap_ip = match a.or_env("encap-ip", "ENCAP_IP", "").as_str() {
-        "" => None,
-        s => Some(
-            s.parse()
-                .map_err(|_| format!("--encap-ip {s}: not an IPv4 address"))?,
-        ),
-    };
-    let metrics_addr = a
-        .or_env("metrics-addr", "KOVS_METRICS_ADDR", "0.0.0.0:10665")
-        .parse()
-        .map_err(|e| format!("--metrics-addr: {e}"))?;
-    let status_file = match a.or_env("status-file", "KOVS_STATUS_FILE", "").as_str() {
-        "" => None,
-        p => Some(std::path::PathBuf::from(p)),
-    };
-    Ok(Config {
-        status_file,
-        node,
-        state,
-        ovs_rundir,
-        ovsdb,
-        bridge: a.or_env("bridge", "KOVS_BRIDGE", "br-int"),
-        datapath,
-        tunnel,
-        encap_ip,
-        metrics_addr,
-    })
+/// Keep this node's ovs-vswitchd in the desired state (the daemon)
+///
+/// Watches the state files and OVSDB, installs every change as a minimal delta in one
+/// atomic OpenFlow bundle, manages the node port (kovs0) and the provider networks'
+/// bridges, and serves /metrics, /healthz, /readyz and /status on --metrics-addr.
+///
+/// A flag wins over its environment variable; an empty variable counts as unset.
+/// Logs go to stderr, filtered by KOVS_LOG (e.g. info, debug). See docs/operations.md.
+#[derive(Debug, clap::Args)]
+#[command(override_usage = USAGE, verbatim_doc_comment)]
+pub struct RunArgs {
+    /// This node's name, as in the state (required)
+    ///
+    /// Without the flag: KUBE_NODE_NAME, then NODE_NAME.
+    #[arg(long, value_name = "NAME", env = "KUBE_NODE_NAME")]
+    pub node: Option<String>,
+    /// State files and directories to watch (required)
+    ///
+    /// Kube-OVN objects as YAML or JSON. Several paths may follow one --state, and
+    /// --state may be repeated. Without the flag: KOVS_STATE, ':'-separated.
+    #[arg(long, value_name = "PATH", num_args = 1.., action = clap::ArgAction::Append, verbatim_doc_comment)]
+    pub state: Vec<String>,
+    /// Open vSwitch's run directory (db.sock, <bridge>.mgmt)
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "OVS_RUNDIR",
+        default_value = "/var/run/openvswitch"
+    )]
+    pub ovs_rundir: String,
+    /// The OVSDB server [default: unix:<ovs-rundir>/db.sock]
+    #[arg(long, value_name = "unix:PATH", env = "OVSDB_CONNECTION")]
+    pub ovsdb: Option<String>,
+    /// The integration bridge
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "KOVS_BRIDGE",
+        default_value = "br-int"
+    )]
+    pub bridge: String,
+    /// Datapath of the bridges kovs creates: system (kernel) or netdev (userspace)
+    #[arg(
+        long,
+        value_name = "TYPE",
+        env = "DATAPATH_TYPE",
+        default_value = "system"
+    )]
+    pub datapath: String,
+    /// Tunnel encapsulation between nodes: geneve, vxlan or stt
+    #[arg(
+        long,
+        value_name = "TYPE",
+        env = "TUNNEL_TYPE",
+        default_value = "geneve"
+    )]
+    pub tunnel_type: String,
+    /// This node's tunnel endpoint (IPv4) [default: the route's source address]
+    #[arg(long, value_name = "IP", env = "ENCAP_IP")]
+    pub encap_ip: Option<String>,
+    /// Where to serve /metrics, /healthz, /readyz and /status
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "KOVS_METRICS_ADDR",
+        default_value = "0.0.0.0:10665"
+    )]
+    pub metrics_addr: String,
+    /// Write the provider networks' status here, as JSON [default: none]
+    ///
+    /// Kube-OVN's node labels per provider network, rewritten atomically on change.
+    #[arg(long, value_name = "PATH", env = "KOVS_STATUS_FILE")]
+    pub status_file: Option<String>,
 }
 
-pub fn run(argv: &[String]) -> i32 {
-    let cfg = match config_from_args(argv) {
+/// A non-empty environment variable.
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl RunArgs {
+    /// The daemon's configuration: the fallbacks clap does not do (NODE_NAME, KOVS_STATE, the
+    /// OVSDB socket in the run directory) and the checks, in the order the messages promise.
+    pub fn into_config(self) -> Result<Config, String> {
+        // A flag given, even empty, is final; otherwise KUBE_NODE_NAME (by clap), NODE_NAME.
+        let node = self.node.or_else(|| var("NODE_NAME")).unwrap_or_default();
+        if node.is_empty() {
+            return Err("--node is required (or KUBE_NODE_NAME)".into());
+        }
+        let mut state = self.state;
+        if state.is_empty() {
+            if let Ok(s) = std::env::var("KOVS_STATE") {
+                state = s
+                    .split(':')
+                    .filter(|p| !p.is_empty())
+                    .map(String::from)
+                    .collect();
+            }
+        }
+        if state.is_empty() {
+            return Err("--state needs at least one file or directory (or KOVS_STATE)".into());
+        }
+        let ovs_rundir = self.ovs_rundir;
+        let ovsdb = self
+            .ovsdb
+            .unwrap_or_else(|| format!("unix:{ovs_rundir}/db.sock"));
+        let datapath = self.datapath;
+        if !matches!(datapath.as_str(), "system" | "netdev") {
+            return Err(format!("--datapath {datapath}: expected system or netdev"));
+        }
+        let tunnel = parse_tunnel(&self.tunnel_type)?;
+        let encap_ip = match self.encap_ip.as_deref().unwrap_or("") {
+            "" => None,
+            s => Some(
+                s.parse()
+                    .map_err(|_| format!("--encap-ip {s}: not an IPv4 address"))?,
+            ),
+        };
+        let metrics_addr = self
+            .metrics_addr
+            .parse()
+            .map_err(|e| format!("--metrics-addr: {e}"))?;
+        let status_file = match self.status_file.as_deref().unwrap_or("") {
+            "" => None,
+            p => Some(std::path::PathBuf::from(p)),
+        };
+        Ok(Config {
+            status_file,
+            node,
+            state,
+            ovs_rundir,
+            ovsdb,
+            bridge: self.bridge,
+            datapath,
+            tunnel,
+            encap_ip,
+            metrics_addr,
+        })
+    }
+}
+
+pub fn run(args: RunArgs) -> i32 {
+    let cfg = match args.into_config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kovs-agent run: {e}\nusage: {USAGE}");
@@ -121,5 +182,110 @@ pub fn run(argv: &[String]) -> i32 {
             error!("{e}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+    use pipelines::TunnelType;
+
+    use super::*;
+    use crate::cmd::{Cli, Command};
+
+    fn config(argv: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(["kovs-agent", "run"].iter().chain(argv))
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Run(a) => a.into_config(),
+            c => panic!("parsed as {c:?}"),
+        }
+    }
+
+    #[test]
+    fn every_flag_reaches_the_config() {
+        let c = config(&[
+            "--node=n1",
+            "--state",
+            "a.yaml",
+            "dir",
+            "--ovs-rundir",
+            "/run/x",
+            "--bridge",
+            "br-x",
+            "--datapath",
+            "netdev",
+            "--tunnel-type",
+            "stt",
+            "--encap-ip",
+            "10.0.0.1",
+            "--metrics-addr",
+            "127.0.0.1:9",
+            "--status-file",
+            "/tmp/s.json",
+            "--state",
+            "b.yaml",
+            "--ovsdb",
+            "tcp:1.2.3.4:6640",
+        ])
+        .unwrap();
+        assert_eq!(c.node, "n1");
+        assert_eq!(c.state, ["a.yaml", "dir", "b.yaml"]);
+        assert_eq!(c.ovs_rundir, "/run/x");
+        assert_eq!(c.ovsdb, "tcp:1.2.3.4:6640");
+        assert_eq!(c.bridge, "br-x");
+        assert_eq!(c.datapath, "netdev");
+        assert_eq!(c.tunnel, TunnelType::Stt);
+        assert_eq!(c.encap_ip, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(c.metrics_addr, "127.0.0.1:9".parse().unwrap());
+        assert_eq!(c.status_file.as_deref(), Some(Path::new("/tmp/s.json")));
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_flag_wins_and_ovsdb_follows_the_rundir() {
+        let c = config(&[
+            "--node",
+            "a",
+            "--node",
+            "b",
+            "--state=s",
+            "--ovs-rundir",
+            "/x",
+            "--ovs-rundir=/y",
+            "--encap-ip",
+            "",
+            "--status-file",
+            "",
+        ])
+        .unwrap();
+        assert_eq!(c.node, "b");
+        assert_eq!(c.state, ["s"]);
+        assert_eq!(c.ovsdb, "unix:/y/db.sock");
+        assert_eq!((c.encap_ip, c.status_file), (None, None));
+    }
+
+    #[test]
+    fn bad_values_get_the_documented_messages() {
+        let base = ["--node", "n", "--state", "s"];
+        let err = |extra: &[&str]| config(&[&base[..], extra].concat()).unwrap_err();
+        assert_eq!(
+            err(&["--datapath", "dpdk"]),
+            "--datapath dpdk: expected system or netdev"
+        );
+        assert_eq!(
+            err(&["--tunnel-type", "gre"]),
+            "--tunnel-type gre: expected geneve, vxlan or stt"
+        );
+        assert_eq!(
+            err(&["--encap-ip", "::1"]),
+            "--encap-ip ::1: not an IPv4 address"
+        );
+        assert!(err(&["--metrics-addr", "x"]).starts_with("--metrics-addr: "));
+        assert!(config(&["--node", ""])
+            .unwrap_err()
+            .starts_with("--node is required"));
+        assert!(config(&["--bogus"]).unwrap_err().contains("'--bogus'"));
     }
 }

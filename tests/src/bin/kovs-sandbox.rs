@@ -15,20 +15,41 @@ use pipelines::model::{load_path, SubnetMode};
 use pipelines::tables::{COOKIE_MAGIC, COOKIE_OWNER_MASK};
 use pipelines::{Compiler, NodeConfig, TunnelType};
 
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
+/// The quickstart's sandbox: a private two-node userspace-OVS cluster running kovs-agent
+///
+/// Starts a private ovsdb-server + ovs-vswitchd per node, each in its own network
+/// namespace, joined by veth wires; the state's pods as namespaces bound by iface-id; one
+/// `kovs-agent run` per node (found next to this binary). Then pings every pair of pods,
+/// checks the installed flows equal `kovs-agent compile`, and removes everything. Needs
+/// root. Exits 0 when every ping behaved as expected, 2 when not, 1 on errors.
+#[derive(Debug, clap::Parser)]
+#[command(name = "kovs-sandbox", verbatim_doc_comment, args_override_self = true)]
+struct Args {
+    /// The cluster state (one YAML file)
+    #[arg(long, value_name = "PATH", default_value = "examples/cluster.yaml")]
+    state: String,
+    /// Tunnel encapsulation between the nodes: geneve, vxlan or stt
+    #[arg(long, value_name = "TYPE", default_value = "geneve")]
+    tunnel_type: String,
+    /// Keep the sandbox running until Ctrl-C (or SIGTERM) before removing it
+    #[arg(long)]
+    hold: bool,
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let state = arg(&args, "--state", "examples/cluster.yaml");
-    let tunnel = arg(&args, "--tunnel-type", "geneve");
-    let hold = args.iter().any(|a| a == "--hold");
-    match run(&state, &tunnel, hold) {
+    // A usage error exits 1, like every kovs command line; --help exits 0.
+    let args = match <Args as clap::Parser>::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(&args.state, &args.tunnel_type, args.hold) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(2),
         Err(e) => {
@@ -355,4 +376,36 @@ fn ctrlc_channel(tx: std::sync::mpsc::Sender<()>) -> std::io::Result<()> {
         let _ = tx.send(());
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Args;
+
+    #[test]
+    fn flags_and_defaults() {
+        Args::command().debug_assert();
+        let a = Args::try_parse_from(["kovs-sandbox"]).unwrap();
+        assert_eq!(
+            (a.state.as_str(), a.tunnel_type.as_str(), a.hold),
+            ("examples/cluster.yaml", "geneve", false)
+        );
+        let a = Args::try_parse_from([
+            "kovs-sandbox",
+            "--state",
+            "s.yaml",
+            "--hold",
+            "--tunnel-type=vxlan",
+        ])
+        .unwrap();
+        assert_eq!(
+            (a.state.as_str(), a.tunnel_type.as_str(), a.hold),
+            ("s.yaml", "vxlan", true)
+        );
+        assert!(Args::try_parse_from(["kovs-sandbox", "--holdd"])
+            .unwrap_err()
+            .use_stderr());
+    }
 }
