@@ -14,7 +14,8 @@ use super::frame::{self, EventSink, Frame, FrameBuf, PeerVersions};
 use super::transport::{BoxRead, BoxWrite, Target};
 use super::{Error, Event, Result};
 use crate::wire::bundle::{self, ErrorCode};
-use crate::wire::{MsgType, PutBe, Reader, OFP13_VERSION};
+use crate::wire::message::{self, SwitchConfig};
+use crate::wire::{MsgType, Reader, OFP13_VERSION};
 
 /// Tuning knobs of a [`Connection`].
 #[derive(Debug, Clone)]
@@ -511,9 +512,11 @@ impl Connection {
             let mut rd = Reader::new(reply.body());
             let flags = rd.u16()?;
             let mut set = Vec::with_capacity(12);
-            frame::put_header(&mut set, MsgType::SetConfig, 12, get_xid + 1);
-            set.put_u16(flags);
-            set.put_u16(miss_send_len);
+            let cfg = SwitchConfig {
+                flags,
+                miss_send_len,
+            };
+            message::encode_set_config(cfg, get_xid + 1, &mut set);
             w.write_all(&set).await?;
             w.flush().await?;
         }
