@@ -1,9 +1,11 @@
 //! The incremental compiler: holds the cluster and its compiled flows, takes object changes
 //! and returns the flow delta.
 
-use crate::compile::{emit_all, emit_owner, emit_pod, Bridges, Emitter, NodeConfig, Owner, Plan};
+use crate::compile::{emit_all, emit_owner, emit_pod, Bridges, NodeConfig, Owner, Plan};
 use crate::flowset::{CompactFlow, Delta, FlowCounts, FlowSet};
 use crate::ids::pod_object_id;
+use crate::stages::Emitter;
+use crate::tables::INTEGRATION_BRIDGE;
 use std::collections::BTreeMap;
 
 use crate::model::{
@@ -56,7 +58,7 @@ impl Compiler {
         let state = validate(&objects);
         objects.retain(needs_raw);
         let plan = Plan::new(&state, &cfg);
-        let mut bridges = Bridges::new("br-int");
+        let mut bridges = Bridges::new(INTEGRATION_BRIDGE);
         let counts = FlowCounts::of(&compile_all(&state, &plan, &cfg, &mut bridges));
         Compiler {
             cfg,

@@ -6,11 +6,16 @@
 
 pub mod compile;
 pub mod compiler;
+pub mod config;
 pub mod flowset;
 pub mod ids;
 pub mod model;
+pub mod plan;
+mod stages;
 pub mod tables;
 
-pub use compile::{NodeConfig, Owner, PortMap, TunnelType};
+pub use compile::{Bridges, Owner};
 pub use compiler::{compile_all, Compiler};
+pub use config::{NodeConfig, PortMap, TunnelType};
 pub use flowset::{CompactFlow, Delta, FlowCounts, FlowSet};
+pub use plan::Plan;
