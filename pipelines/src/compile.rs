@@ -1,5 +1,5 @@
 //! Compiling one node's flows, owner by owner: which objects contribute which flows on this
-//! node. The flows' shapes are in [`crate::stages`] (one module per table group); this module
+//! node. The flows' shapes are in `stages` (one module per table group); this module
 //! decides, per object, which of them it gets here (local or remote pod, overlay or underlay
 //! subnet, this node or another). Pure functions of the validated state, the [`Plan`] and the
 //! [`NodeConfig`].
