@@ -337,8 +337,7 @@ impl Shared {
     fn dispatch(&self, f: Frame) {
         match f.kind() {
             Some(MsgType::EchoRequest) => {
-                let mut reply = f.as_slice().to_vec();
-                reply[1] = MsgType::EchoReply as u8;
+                let reply = frame::echo(MsgType::EchoReply, f.xid(), f.body());
                 if self.ctrl_tx.try_send(Bytes::from(reply)).is_err() {
                     tracing::warn!("control queue full: dropped an ECHO_REPLY");
                 }
@@ -710,9 +709,8 @@ async fn await_reply(
             )));
         }
         if f.is(MsgType::EchoRequest) {
-            let mut reply = f.as_slice().to_vec();
-            reply[1] = MsgType::EchoReply as u8;
-            w.write_all(&reply).await?;
+            w.write_all(&frame::echo(MsgType::EchoReply, f.xid(), f.body()))
+                .await?;
             w.flush().await?;
         } else if f.xid() == xid && f.is(MsgType::Error) {
             return Err(switch_error(&f));
