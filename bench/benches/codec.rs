@@ -1,10 +1,12 @@
-//! Criterion micro-benchmarks of flowlib: encode, decode, batch writer.
+//! Criterion micro-benchmarks of flowlib: encode (typed, and from the compiler's compact
+//! encoding), decode, batch writer.
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use flowlib::batch::Batch;
 use flowlib::wire::bundle::BundleFlags;
-use flowlib::wire::FlowMod;
+use flowlib::wire::{FlowMod, FlowModCommand};
 use kovs_bench::shapes;
+use pipelines::CompactFlow;
 
 fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode");
@@ -18,6 +20,25 @@ fn encode(c: &mut Criterion) {
             b.iter(|| {
                 buf.clear();
                 black_box(&fm).encode(1, &mut buf);
+                black_box(&buf);
+            })
+        });
+    }
+    g.finish();
+}
+
+/// The agent's path: a FLOW_MOD straight from the compiler's compact encoding.
+fn encode_compact(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encode_compact");
+    g.throughput(Throughput::Elements(1));
+    let mut scratch = Vec::new();
+    for (name, flow) in [("route", shapes::route(7)), ("arp", shapes::arp(7))] {
+        let compact = CompactFlow::new(0, &flow, &mut scratch);
+        let mut buf = Vec::with_capacity(256);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                buf.clear();
+                black_box(&compact).encode_flow_mod(FlowModCommand::Add, 1, &mut buf);
                 black_box(&buf);
             })
         });
@@ -66,5 +87,5 @@ fn batch(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encode, decode, batch);
+criterion_group!(benches, encode, encode_compact, decode, batch);
 criterion_main!(benches);

@@ -7,7 +7,9 @@ use flowlib::wire::action::{ct_flags, Ct, Learn, LearnDst, LearnSpec, LearnSrc, 
 use flowlib::wire::flow::FlowModCommand;
 use flowlib::wire::message::{split_messages, Message};
 use flowlib::wire::oxm::ALL_FIELDS;
-use flowlib::wire::{Action, Field, Flow, FlowMod, Instructions, Match, MatchField, Subfield};
+use flowlib::wire::{
+    Action, EncodedFlow, Field, Flow, FlowMod, Instructions, Match, MatchField, Subfield,
+};
 
 fn field() -> impl Strategy<Value = Field> {
     (0..ALL_FIELDS.len()).prop_map(|i| ALL_FIELDS[i])
@@ -241,6 +243,38 @@ proptest! {
             Message::FlowMod(m) => prop_assert_eq!(*m, fm),
             other => prop_assert!(false, "decoded as {:?}", other),
         }
+    }
+
+    #[test]
+    fn encoded_flow_mod_equals_typed(flow in a_flow(), cmd in 0u8..5, xid in any::<u32>()) {
+        let command = [FlowModCommand::Add, FlowModCommand::Modify, FlowModCommand::ModifyStrict, FlowModCommand::Delete, FlowModCommand::DeleteStrict][cmd as usize];
+        let mut oxms = Vec::new();
+        for f in flow.matches.fields() {
+            f.encode(&mut oxms);
+        }
+        let mut instructions = Vec::new();
+        flow.instructions.encode(&mut instructions);
+        let encoded = EncodedFlow {
+            table: flow.table,
+            priority: flow.priority,
+            cookie: flow.cookie,
+            oxms: &oxms,
+            instructions: &instructions,
+        };
+        let mut from_bytes = Vec::new();
+        encoded.encode_flow_mod(command, xid, &mut from_bytes);
+        // The typed equivalent: no timeouts or flags; a delete without instructions.
+        let deleting = matches!(command, FlowModCommand::Delete | FlowModCommand::DeleteStrict);
+        let typed = Flow {
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+            instructions: if deleting { Instructions::default() } else { flow.instructions.clone() },
+            ..flow
+        };
+        let mut from_typed = Vec::new();
+        FlowMod { command, ..FlowMod::add(typed) }.encode(xid, &mut from_typed);
+        prop_assert_eq!(from_bytes, from_typed);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! The incremental compiler: holds the cluster and its compiled flows, takes object changes
 //! and returns the flow delta.
 
-use crate::compile::{emit_all, emit_owner, emit_pod, Bridges, Emitter, NodeConfig, Owner, Plan};
+use crate::compile::{emit_all, emit_owner, emit_pod, Bridges, NodeConfig, Owner, Plan};
 use crate::flowset::{CompactFlow, Delta, FlowCounts, FlowSet};
 use crate::ids::pod_object_id;
+use crate::intent::NodeIntent;
+use crate::stages::Emitter;
+use crate::tables::INTEGRATION_BRIDGE;
 use std::collections::BTreeMap;
 
 use crate::model::{
@@ -48,6 +51,8 @@ pub struct Compiler {
     plan: Plan,
     bridges: Bridges,
     counts: FlowCounts,
+    /// Recomputed with the plan: pod changes and port events never change it.
+    intent: NodeIntent,
 }
 
 impl Compiler {
@@ -56,8 +61,9 @@ impl Compiler {
         let state = validate(&objects);
         objects.retain(needs_raw);
         let plan = Plan::new(&state, &cfg);
-        let mut bridges = Bridges::new("br-int");
+        let mut bridges = Bridges::new(INTEGRATION_BRIDGE);
         let counts = FlowCounts::of(&compile_all(&state, &plan, &cfg, &mut bridges));
+        let intent = NodeIntent::new(&state, &plan, &cfg, &mut bridges);
         Compiler {
             cfg,
             objects,
@@ -65,6 +71,7 @@ impl Compiler {
             plan,
             bridges,
             counts,
+            intent,
         }
     }
 
@@ -76,6 +83,10 @@ impl Compiler {
     }
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+    /// What the flows need of the node besides themselves: bridges, patch ports, node port.
+    pub fn intent(&self) -> &NodeIntent {
+        &self.intent
     }
     /// The changes that turn what the compiler holds into `new` (a full reload of the
     /// state): objects added, changed as far as the dataplane can tell, and deleted. A pod that
@@ -266,6 +277,7 @@ impl Compiler {
         self.plan = Plan::new(&self.state, &self.cfg);
         let new = compile_all(&self.state, &self.plan, &self.cfg, &mut self.bridges);
         self.counts = FlowCounts::of(&new);
+        self.intent = NodeIntent::new(&self.state, &self.plan, &self.cfg, &mut self.bridges);
         old.diff(&new)
     }
 

@@ -6,12 +6,13 @@
 
 use std::hash::BuildHasher;
 
-use flowlib::wire::flow::{FlowModCommand, GROUP_ANY, NO_BUFFER};
-use flowlib::wire::{port, DecodeError, Flow, Instructions, Match};
+use flowlib::wire::{DecodeError, EncodedFlow, Flow, FlowModCommand, Instructions, Match};
 use hashbrown::HashTable;
 
-/// Index of a bridge in the compiler's bridge table (0 = br-int).
+/// Index of a bridge in the compiler's bridge table.
 pub type BridgeId = u8;
+/// br-int's id: the compiler's bridge table starts with it.
+pub const BR_INT: BridgeId = 0;
 
 /// One flow, encoded: `[bridge][table][priority:2][match_len:2][match OXMs][cookie:8][instructions]`.
 /// The key is everything up to the end of the match.
@@ -88,38 +89,21 @@ impl CompactFlow {
         })
     }
 
-    /// Appends a FLOW_MOD for this flow straight from its bytes (no typed round trip).
-    pub fn encode_flow_mod(&self, command: FlowModCommand, xid: u32, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(&[
-            flowlib::wire::OFP13_VERSION,
-            flowlib::wire::MsgType::FlowMod as u8,
-            0,
-            0,
-        ]);
-        out.extend_from_slice(&xid.to_be_bytes());
-        out.extend_from_slice(&self.cookie().to_be_bytes());
-        out.extend_from_slice(&0u64.to_be_bytes());
-        out.push(self.table());
-        out.push(command as u8);
-        out.extend_from_slice(&[0, 0, 0, 0]); // idle, hard timeouts
-        out.extend_from_slice(&self.priority().to_be_bytes());
-        out.extend_from_slice(&NO_BUFFER.to_be_bytes());
-        out.extend_from_slice(&port::ANY.to_be_bytes());
-        out.extend_from_slice(&GROUP_ANY.to_be_bytes());
-        out.extend_from_slice(&[0, 0, 0, 0]); // flags, pad
-        let m = self.match_bytes();
-        let ml = 4 + m.len();
-        out.extend_from_slice(&1u16.to_be_bytes());
-        out.extend_from_slice(&(ml as u16).to_be_bytes());
-        out.extend_from_slice(m);
-        out.resize(out.len() + (((ml + 7) & !7) - ml), 0);
-        match command {
-            FlowModCommand::Delete | FlowModCommand::DeleteStrict => {}
-            _ => out.extend_from_slice(self.instruction_bytes()),
+    /// The flow as `flowlib::wire` sends it from bytes.
+    pub fn encoded(&self) -> EncodedFlow<'_> {
+        EncodedFlow {
+            table: self.table(),
+            priority: self.priority(),
+            cookie: self.cookie(),
+            oxms: self.match_bytes(),
+            instructions: self.instruction_bytes(),
         }
-        let len = (out.len() - start) as u16;
-        out[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
+    }
+
+    /// Appends a FLOW_MOD for this flow straight from its bytes (no typed round trip).
+    #[inline]
+    pub fn encode_flow_mod(&self, command: FlowModCommand, xid: u32, out: &mut Vec<u8>) {
+        self.encoded().encode_flow_mod(command, xid, out);
     }
 }
 

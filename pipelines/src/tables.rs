@@ -97,6 +97,9 @@ pub fn is_kovs_cookie(cookie: u64) -> bool {
     cookie & COOKIE_OWNER_MASK == COOKIE_MAGIC << 56
 }
 
+/// The integration bridge: pods, the tunnel, the node port, patch ports to provider networks.
+pub const INTEGRATION_BRIDGE: &str = "br-int";
+
 /// Port names the agent creates, and the ofports it requests for them.
 pub const TUNNEL_PORT_PREFIX: &str = "kovs-";
 pub const NODE_PORT_NAME: &str = "kovs0";

@@ -14,7 +14,8 @@ use super::frame::{self, EventSink, Frame, FrameBuf, PeerVersions};
 use super::transport::{BoxRead, BoxWrite, Target};
 use super::{Error, Event, Result};
 use crate::wire::bundle::{self, ErrorCode};
-use crate::wire::{MsgType, PutBe, Reader, OFP13_VERSION};
+use crate::wire::message::{self, SwitchConfig};
+use crate::wire::{MsgType, Reader, OFP13_VERSION};
 
 /// Tuning knobs of a [`Connection`].
 #[derive(Debug, Clone)]
@@ -336,8 +337,7 @@ impl Shared {
     fn dispatch(&self, f: Frame) {
         match f.kind() {
             Some(MsgType::EchoRequest) => {
-                let mut reply = f.as_slice().to_vec();
-                reply[1] = MsgType::EchoReply as u8;
+                let reply = frame::echo(MsgType::EchoReply, f.xid(), f.body());
                 if self.ctrl_tx.try_send(Bytes::from(reply)).is_err() {
                     tracing::warn!("control queue full: dropped an ECHO_REPLY");
                 }
@@ -511,9 +511,11 @@ impl Connection {
             let mut rd = Reader::new(reply.body());
             let flags = rd.u16()?;
             let mut set = Vec::with_capacity(12);
-            frame::put_header(&mut set, MsgType::SetConfig, 12, get_xid + 1);
-            set.put_u16(flags);
-            set.put_u16(miss_send_len);
+            let cfg = SwitchConfig {
+                flags,
+                miss_send_len,
+            };
+            message::encode_set_config(cfg, get_xid + 1, &mut set);
             w.write_all(&set).await?;
             w.flush().await?;
         }
@@ -707,9 +709,8 @@ async fn await_reply(
             )));
         }
         if f.is(MsgType::EchoRequest) {
-            let mut reply = f.as_slice().to_vec();
-            reply[1] = MsgType::EchoReply as u8;
-            w.write_all(&reply).await?;
+            w.write_all(&frame::echo(MsgType::EchoReply, f.xid(), f.body()))
+                .await?;
             w.flush().await?;
         } else if f.xid() == xid && f.is(MsgType::Error) {
             return Err(switch_error(&f));

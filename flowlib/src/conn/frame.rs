@@ -1,5 +1,5 @@
-//! Owned raw frames, the stream framer, events, and the few raw messages the connection itself
-//! encodes (HELLO, ECHO, BARRIER, FEATURES_REQUEST).
+//! Owned raw frames, the stream framer, events, and owned buffers of the few messages the
+//! connection sends itself (HELLO, ECHO, BARRIER, FEATURES_REQUEST; `wire::message` encodes them).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,12 +10,11 @@ use tokio::sync::mpsc;
 
 use super::Error;
 use crate::wire::bundle::{self, BundleCtrl, ErrorCode};
-use crate::wire::{DecodeError, Header, MsgType, PutBe, HEADER_LEN, OFP13_VERSION};
+use crate::wire::message::{self, OFPHET_VERSIONBITMAP};
+use crate::wire::{DecodeError, Header, MsgType, HEADER_LEN, OFP13_VERSION};
 
 /// `OFPMPF_REPLY_MORE`: more multipart reply parts follow.
 pub(crate) const OFPMPF_REPLY_MORE: u16 = 1;
-/// `OFPHET_VERSIONBITMAP` hello element type.
-const OFPHET_VERSIONBITMAP: u16 = 1;
 
 /// One OpenFlow message as received or sent: the parsed header and the whole message's bytes.
 #[derive(Clone, PartialEq, Eq)]
@@ -290,39 +289,27 @@ impl FrameBuf {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The few raw messages the connection encodes itself.
+// The few messages the connection sends itself, as owned buffers; `wire::message` encodes them.
 // ---------------------------------------------------------------------------------------------
-
-pub(crate) fn put_header(out: &mut Vec<u8>, t: MsgType, len: u16, xid: u32) {
-    out.put_u8(OFP13_VERSION);
-    out.put_u8(t as u8);
-    out.put_u16(len);
-    out.put_u32(xid);
-}
 
 /// A header-only message (BARRIER_REQUEST, FEATURES_REQUEST, ...).
 pub(crate) fn empty_message(t: MsgType, xid: u32) -> Vec<u8> {
     let mut v = Vec::with_capacity(HEADER_LEN);
-    put_header(&mut v, t, HEADER_LEN as u16, xid);
+    message::encode_empty(t, xid, &mut v);
     v
 }
 
 /// HELLO with one version bitmap element offering only OpenFlow 1.3.
 pub(crate) fn hello(xid: u32) -> Vec<u8> {
     let mut v = Vec::with_capacity(16);
-    put_header(&mut v, MsgType::Hello, 16, xid);
-    v.put_u16(OFPHET_VERSIONBITMAP);
-    v.put_u16(8);
-    v.put_u32(1 << OFP13_VERSION);
+    message::encode_hello(xid, &mut v);
     v
 }
 
 /// ECHO_REQUEST/ECHO_REPLY with a payload.
 pub(crate) fn echo(t: MsgType, xid: u32, payload: &[u8]) -> Vec<u8> {
-    let len = HEADER_LEN + payload.len();
-    let mut v = Vec::with_capacity(len);
-    put_header(&mut v, t, len as u16, xid);
-    v.extend_from_slice(payload);
+    let mut v = Vec::with_capacity(HEADER_LEN + payload.len());
+    message::encode_echo(t, xid, payload, &mut v);
     v
 }
 

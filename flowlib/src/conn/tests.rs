@@ -11,7 +11,15 @@ use crate::wire::bundle::{
     self, decode_bundle_add, decode_bundle_ctrl, encode_bundle_ctrl, encode_error, BundleCtrl,
     BundleCtrlType, ErrorCode,
 };
-use crate::wire::{MsgType, ONF_VENDOR_ID};
+use crate::wire::{MsgType, PutBe, ONF_VENDOR_ID};
+
+/// Starts a message the fake switch sends, with its final length given up front.
+fn put_header(out: &mut Vec<u8>, t: MsgType, len: u16, xid: u32) {
+    out.put_u8(crate::wire::OFP13_VERSION);
+    out.put_u8(t as u8);
+    out.put_u16(len);
+    out.put_u32(xid);
+}
 
 /// The switch side of a socket pair.
 struct Fake {
@@ -60,7 +68,7 @@ impl Fake {
         let f = self.read().await;
         assert!(f.is(MsgType::FeaturesRequest));
         let mut v = Vec::new();
-        frame::put_header(&mut v, MsgType::FeaturesReply, 32, f.xid());
+        put_header(&mut v, MsgType::FeaturesReply, 32, f.xid());
         v.extend_from_slice(&0x1234u64.to_be_bytes());
         v.extend_from_slice(&[0, 0, 0, 0, 254, 0, 0, 0, 0, 0, 0, 0x4f, 0, 0, 0, 0]);
         self.write(&v).await;
@@ -105,14 +113,14 @@ async fn pair(opts: ConnOptions) -> (Connection, Fake) {
 
 fn port_status(xid: u32) -> Vec<u8> {
     let mut v = Vec::new();
-    frame::put_header(&mut v, MsgType::PortStatus, 80, xid);
+    put_header(&mut v, MsgType::PortStatus, 80, xid);
     v.resize(80, 0);
     v
 }
 
 fn multipart_reply(xid: u32, more: bool, body: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
-    frame::put_header(
+    put_header(
         &mut v,
         MsgType::MultipartReply,
         (16 + body.len()) as u16,
@@ -126,7 +134,7 @@ fn multipart_reply(xid: u32, more: bool, body: &[u8]) -> Vec<u8> {
 /// A minimal valid flow_mod; `tag` goes in the cookie so the fake can recognise it.
 fn flow_mod(tag: u64) -> Vec<u8> {
     let mut v = Vec::new();
-    frame::put_header(&mut v, MsgType::FlowMod, 56, 0xdead);
+    put_header(&mut v, MsgType::FlowMod, 56, 0xdead);
     v.extend_from_slice(&tag.to_be_bytes());
     v.resize(56, 0);
     v[48..56].copy_from_slice(&[0, 1, 0, 4, 0, 0, 0, 0]);
@@ -274,7 +282,7 @@ async fn handshake_enables_async_messages_keeping_flags() {
         let g = fake.read().await;
         assert!(g.is(MsgType::GetConfigRequest));
         let mut v = Vec::new();
-        frame::put_header(&mut v, MsgType::GetConfigReply, 12, g.xid());
+        put_header(&mut v, MsgType::GetConfigReply, 12, g.xid());
         v.extend_from_slice(&[0, 2, 0, 0x80]); // flags: FRAG_REASM
         fake.write(&v).await;
         let s = fake.read().await;
@@ -319,7 +327,7 @@ async fn replies_and_errors_are_routed_by_xid() {
         match f.kind() {
             Some(MsgType::GetConfigRequest) => {
                 let mut v = Vec::new();
-                frame::put_header(&mut v, MsgType::GetConfigReply, 12, f.xid());
+                put_header(&mut v, MsgType::GetConfigReply, 12, f.xid());
                 v.extend_from_slice(&[0, 0, 0xff, 0xff]);
                 fake.write(&v).await;
             }
@@ -369,7 +377,7 @@ async fn multipart_replies_are_assembled() {
     let (conn, mut fake) = pair(quiet()).await;
     let mut events = conn.take_events().unwrap();
     let mut req = Vec::new();
-    frame::put_header(&mut req, MsgType::MultipartRequest, 16, 0);
+    put_header(&mut req, MsgType::MultipartRequest, 16, 0);
     req.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
     let (parts, ()) = tokio::join!(conn.multipart(req), async {
         let f = fake.read().await;
@@ -394,7 +402,7 @@ async fn multipart_replies_are_assembled() {
 
     // An error on a later part fails the whole request.
     let mut req = Vec::new();
-    frame::put_header(&mut req, MsgType::MultipartRequest, 16, 0);
+    put_header(&mut req, MsgType::MultipartRequest, 16, 0);
     req.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
     let (r, ()) = tokio::join!(conn.multipart(req), async {
         let f = fake.read().await;
@@ -426,7 +434,7 @@ async fn version_negotiation() {
             if ok {
                 let f = fake.read().await;
                 let mut v = Vec::new();
-                frame::put_header(&mut v, MsgType::FeaturesReply, 32, f.xid());
+                put_header(&mut v, MsgType::FeaturesReply, 32, f.xid());
                 v.resize(32, 0);
                 fake.write(&v).await;
             } else {

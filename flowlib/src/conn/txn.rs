@@ -8,11 +8,12 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::connection::Connection;
-use super::frame::{self, Frame, OfError};
+use super::frame::{Frame, OfError};
 use super::{Error, Result};
 use crate::wire::bundle::{
     self, append_bundle_add, encode_bundle_ctrl, BundleCtrl, BundleCtrlType, BundleFlags,
 };
+use crate::wire::message;
 use crate::wire::{DecodeError, MsgType};
 
 /// Default size of the chunks a batch is written in.
@@ -242,7 +243,7 @@ impl<'c> Txn<'c> {
 
     fn put_barrier(&mut self) -> Result<u32> {
         let x = self.xid()?;
-        frame::put_header(&mut self.buf, MsgType::BarrierRequest, 8, x);
+        message::encode_empty(MsgType::BarrierRequest, x, &mut self.buf);
         Ok(x)
     }
 

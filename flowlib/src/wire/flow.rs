@@ -356,28 +356,108 @@ pub fn encode_flow_mod(
 ) {
     let start = out.len();
     out.reserve(160);
-    let mut f = super::Fixed::<48>::new();
-    f.u8(super::OFP13_VERSION)
-        .u8(MsgType::FlowMod as u8)
-        .u16(0)
-        .u32(xid);
-    f.u64(flow.cookie)
-        .u64(cookie_mask)
-        .u8(flow.table)
-        .u8(command as u8);
-    f.u16(flow.idle_timeout)
-        .u16(flow.hard_timeout)
-        .u16(flow.priority);
-    f.u32(buffer_id)
-        .u32(out_port)
-        .u32(out_group)
-        .u16(flow.flags)
-        .zeros(2);
-    f.append_to(out);
+    FlowModFixed {
+        command,
+        cookie: flow.cookie,
+        cookie_mask,
+        table: flow.table,
+        idle_timeout: flow.idle_timeout,
+        hard_timeout: flow.hard_timeout,
+        priority: flow.priority,
+        buffer_id,
+        out_port,
+        out_group,
+        flags: flow.flags,
+    }
+    .append_to(xid, out);
     flow.matches.encode(out);
     flow.instructions.encode(out);
     let len = out.len() - start;
     out.patch_u16(start + 2, len as u16);
+}
+
+/// A flow whose match and instructions are already encoded: what a compiler that keeps its
+/// flows as bytes holds, sent without a typed round trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodedFlow<'a> {
+    pub table: u8,
+    pub priority: u16,
+    pub cookie: u64,
+    /// The match's OXM entries back to back (no `ofp_match` header, no padding).
+    pub oxms: &'a [u8],
+    /// The encoded instruction list.
+    pub instructions: &'a [u8],
+}
+
+impl EncodedFlow<'_> {
+    /// Appends a FLOW_MOD for this flow: no timeouts or flags, cookie mask 0, no buffer, any
+    /// out port and group; a delete carries no instructions. Allocation-free when `out` has
+    /// capacity.
+    #[inline]
+    pub fn encode_flow_mod(&self, command: FlowModCommand, xid: u32, out: &mut Vec<u8>) {
+        let start = out.len();
+        FlowModFixed {
+            command,
+            cookie: self.cookie,
+            cookie_mask: 0,
+            table: self.table,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            priority: self.priority,
+            buffer_id: NO_BUFFER,
+            out_port: super::port::ANY,
+            out_group: GROUP_ANY,
+            flags: 0,
+        }
+        .append_to(xid, out);
+        super::oxm::encode_oxm_match(self.oxms, out);
+        match command {
+            FlowModCommand::Delete | FlowModCommand::DeleteStrict => {}
+            _ => out.extend_from_slice(self.instructions),
+        }
+        let len = out.len() - start;
+        out.patch_u16(start + 2, len as u16);
+    }
+}
+
+/// The fixed part of a FLOW_MOD (header through padding, 48 bytes): everything before the match.
+/// The message length is left 0 for the caller to patch.
+struct FlowModFixed {
+    command: FlowModCommand,
+    cookie: u64,
+    cookie_mask: u64,
+    table: u8,
+    idle_timeout: u16,
+    hard_timeout: u16,
+    priority: u16,
+    buffer_id: u32,
+    out_port: u32,
+    out_group: u32,
+    flags: u16,
+}
+
+impl FlowModFixed {
+    #[inline(always)]
+    fn append_to(&self, xid: u32, out: &mut Vec<u8>) {
+        let mut f = super::Fixed::<48>::new();
+        f.u8(super::OFP13_VERSION)
+            .u8(MsgType::FlowMod as u8)
+            .u16(0)
+            .u32(xid);
+        f.u64(self.cookie)
+            .u64(self.cookie_mask)
+            .u8(self.table)
+            .u8(self.command as u8);
+        f.u16(self.idle_timeout)
+            .u16(self.hard_timeout)
+            .u16(self.priority);
+        f.u32(self.buffer_id)
+            .u32(self.out_port)
+            .u32(self.out_group)
+            .u16(self.flags)
+            .zeros(2);
+        f.append_to(out);
+    }
 }
 
 /// One entry of a flow-stats multipart reply: the flow plus its counters.

@@ -34,10 +34,13 @@ pub fn begin_experimenter(out: &mut Vec<u8>, vendor: u32, subtype: u32, xid: u32
     start
 }
 
+/// `OFPHET_VERSIONBITMAP`: the HELLO element listing the versions a peer speaks.
+pub const OFPHET_VERSIONBITMAP: u16 = 1;
+
 /// HELLO advertising only OpenFlow 1.3 in a version bitmap.
 pub fn encode_hello(xid: u32, out: &mut Vec<u8>) {
     let start = begin(out, MsgType::Hello, xid);
-    out.put_u16(1); // OFPHET_VERSIONBITMAP
+    out.put_u16(OFPHET_VERSIONBITMAP);
     out.put_u16(8);
     out.put_u32(1 << OFP13_VERSION);
     finish(out, start);
@@ -59,7 +62,7 @@ pub fn hello_versions(msg: &[u8]) -> Result<u32, DecodeError> {
         let data = r.take_named(elen - 4, "hello element")?;
         let padded = (elen + 7) & !7;
         let _ = r.take((padded - elen).min(r.remaining()));
-        if etype == 1 && data.len() >= 4 {
+        if etype == OFPHET_VERSIONBITMAP && data.len() >= 4 {
             return Ok(u32::from_be_bytes([data[0], data[1], data[2], data[3]]));
         }
     }

@@ -12,7 +12,7 @@ pub mod message;
 pub mod oxm;
 
 pub use action::{port, Action, Actions, Subfield};
-pub use flow::{Flow, FlowMod, FlowModCommand, FlowStats, Instructions};
+pub use flow::{EncodedFlow, Flow, FlowMod, FlowModCommand, FlowStats, Instructions};
 pub use header::*;
 pub use message::Message;
 pub use oxm::{Field, Match, MatchField};

@@ -839,6 +839,17 @@ impl MatchField {
     }
 }
 
+/// Appends an `ofp_match` (type OXM, length, entries, padding to 8) around OXM entries that are
+/// already encoded.
+#[inline]
+pub fn encode_oxm_match(oxms: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.put_u16(1); // OFPMT_OXM
+    out.put_u16((4 + oxms.len()) as u16);
+    out.extend_from_slice(oxms);
+    super::pad_to_8(out, start);
+}
+
 /// Reads `len` (<= 16) bytes as a right-aligned big-endian value.
 pub(crate) fn get_value(bytes: &[u8]) -> u128 {
     let mut b = [0u8; 16];
