@@ -2,9 +2,9 @@
 
 use std::time::Instant;
 
-use pipelines::compile::{Bridges, Plan};
 use pipelines::model::{validate, Change, Object, ObjectKey};
 use pipelines::{compile_all, Compiler, NodeConfig, TunnelType};
+use pipelines::{Bridges, Plan};
 
 use crate::alloc_count::live_bytes;
 use crate::synth::{cluster, node_name, pod_object, Shape};

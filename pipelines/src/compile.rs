@@ -4,16 +4,13 @@
 //! subnet, this node or another). Pure functions of the validated state, the [`Plan`] and the
 //! [`NodeConfig`].
 
+use crate::config::{NodeConfig, TunnelType};
 use crate::flowset::{BridgeId, CompactFlow};
 use crate::ids::{node_mac, object_id, pod_object_id, router_mac};
 use crate::model::{ClusterState, PodName, SubnetMode, ValidPod, ValidSubnet, DEFAULT_VPC};
-use crate::plan::programmed;
+use crate::plan::{programmed, Plan};
 use crate::stages::{arp, classifier, l2, l3, provider, tunnel, Emitter};
 use crate::tables::JOIN_SUBNET;
-
-// The compiler's inputs, where callers have always found them.
-pub use crate::config::{NodeConfig, PortMap, TunnelType};
-pub use crate::plan::{JoinSubnet, LocalProvider, Plan, SubnetCtx};
 
 /// Who a flow belongs to: recompiling an owner replaces exactly its flows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

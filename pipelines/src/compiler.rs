@@ -1,10 +1,12 @@
 //! The incremental compiler: holds the cluster and its compiled flows, takes object changes
 //! and returns the flow delta.
 
-use crate::compile::{emit_all, emit_owner, emit_pod, Bridges, NodeConfig, Owner, Plan};
+use crate::compile::{emit_all, emit_owner, emit_pod, Bridges, Owner};
+use crate::config::NodeConfig;
 use crate::flowset::{CompactFlow, Delta, FlowCounts, FlowSet};
 use crate::ids::pod_object_id;
 use crate::intent::NodeIntent;
+use crate::plan::Plan;
 use crate::stages::Emitter;
 use crate::tables::INTEGRATION_BRIDGE;
 use std::collections::BTreeMap;

@@ -34,7 +34,7 @@ use crate::observe::status::{self, StatusFile};
 use crate::ovsdb::{
     self, BridgeSpec, Interface, PortSpec, Vswitch, Watch, WatchEvent, WatchOptions,
 };
-use crate::reconcile::node_port::{self, NodePortSync};
+use crate::reconcile::node_port::NodePortSync;
 use crate::reconcile::provider::ProviderNetworks;
 use crate::sources::files::StateWatcher;
 use crate::sources::ovsdb_ports::Ports;
@@ -278,9 +278,13 @@ impl Daemon {
             }
             self.metrics
                 .set_pods_bound(self.compiler.config().ports.pods.len() as i64);
-            let want =
-                node_port::desired(self.compiler.state(), self.compiler.plan(), &self.cfg.node);
-            self.node_port.sync(&self.nl, want, &self.metrics).await;
+            self.node_port
+                .sync(
+                    &self.nl,
+                    self.compiler.intent().node_port.as_ref(),
+                    &self.metrics,
+                )
+                .await;
             let sent = self
                 .bridges
                 .send(&self.compiler, &delta, &self.metrics)

@@ -2,7 +2,8 @@
 //! ports joining each provider bridge to br-int (and the removal of those whose network is
 //! gone), the bridges' OpenFlow connections, and the `--status-file`.
 
-use pipelines::tables::{patch_int_to_pn, patch_pn_to_int, PROVIDER_PATCH_OFPORT};
+use pipelines::flowset::BridgeId;
+use pipelines::tables::INTEGRATION_BRIDGE;
 use tracing::{info, warn};
 
 use super::{Daemon, Error};
@@ -25,33 +26,33 @@ impl Daemon {
         Ok(())
     }
 
+    /// The OVS name of a bridge the compiler knows by `compiled`: br-int is `--bridge`; a
+    /// provider bridge is named after its NIC with exchangeLinkName.
+    fn ovs_bridge_name<'a>(&'a self, compiled: &'a str, network: &str) -> &'a str {
+        if compiled == INTEGRATION_BRIDGE {
+            &self.cfg.bridge
+        } else {
+            self.providers.bridge_name(network).unwrap_or(compiled)
+        }
+    }
+
+    /// Both ends of each patch port pair the intent asks for; br-int's end of a network that no
+    /// longer applies here is deleted.
     async fn ensure_patch_ports(&mut self) {
-        let plan = self.compiler.plan();
-        let vs = &self.vs;
-        for (pn, lp) in &plan.providers {
-            let bridge = self
-                .providers
-                .bridge_name(pn)
-                .unwrap_or(&lp.bridge)
-                .to_string();
-            let (a, b) = (patch_int_to_pn(pn), patch_pn_to_int(pn));
-            let mut p1 = PortSpec::new(&self.cfg.bridge, &a, "patch");
-            p1.options.insert("peer".into(), b.clone());
-            p1.ofport_request = Some(lp.patch);
-            let mut p2 = PortSpec::new(&bridge, &b, "patch");
-            p2.options.insert("peer".into(), a.clone());
-            p2.ofport_request = Some(PROVIDER_PATCH_OFPORT);
-            for p in [p1, p2] {
-                if let Err(e) = vs.ensure_port(&p).await {
-                    warn!(provider = %pn, "ovsdb: ensuring {}: {e}", p.name);
-                }
+        let intent = self.compiler.intent();
+        for p in &intent.patch_ports {
+            let bridge = self.ovs_bridge_name(&p.bridge, &p.provider_network);
+            let mut spec = PortSpec::new(bridge, &p.name, "patch");
+            spec.options.insert("peer".into(), p.peer.clone());
+            spec.ofport_request = Some(p.ofport);
+            if let Err(e) = self.vs.ensure_port(&spec).await {
+                warn!(provider = %p.provider_network, "ovsdb: ensuring {}: {e}", p.name);
             }
         }
-        // br-int's end of a network that no longer applies here.
         for name in self.ports.by_name.keys() {
             if let Some(pn) = name.strip_prefix("patch-int-") {
-                if !plan.providers.contains_key(pn) {
-                    if let Err(e) = vs.delete_port(&self.cfg.bridge, name).await {
+                if !intent.patch_ports.iter().any(|p| &p.name == name) {
+                    if let Err(e) = self.vs.delete_port(&self.cfg.bridge, name).await {
                         warn!(provider = %pn, "ovsdb: deleting {name}: {e}");
                     }
                 }
@@ -60,25 +61,15 @@ impl Daemon {
     }
 
     /// Starts (or restarts, when its OVS name changed) the OpenFlow connection of each
-    /// provider bridge. With exchangeLinkName the OVS bridge is named after the NIC.
+    /// provider bridge.
     fn connect_provider_bridges(&mut self) -> Result<(), Error> {
-        let wanted: Vec<(String, String)> = self
+        let wanted: Vec<(BridgeId, String)> = self
             .compiler
-            .plan()
-            .providers
-            .iter()
-            .map(|(pn, lp)| {
-                (
-                    lp.bridge.clone(),
-                    self.providers
-                        .bridge_name(pn)
-                        .unwrap_or(&lp.bridge)
-                        .to_string(),
-                )
-            })
+            .intent()
+            .provider_bridges()
+            .map(|(network, b)| (b.id, self.ovs_bridge_name(&b.name, network).to_string()))
             .collect();
-        for (compiled, ovs_name) in wanted {
-            let id = self.compiler.bridge_id(&compiled);
+        for (id, ovs_name) in wanted {
             if self.bridges.name(id) == Some(ovs_name.as_str()) {
                 continue;
             }

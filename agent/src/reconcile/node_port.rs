@@ -1,12 +1,12 @@
 //! The host side of the node port `kovs0` (Kube-OVN's `ovn0`): the node's join-subnet MAC and
 //! address on the internal port, and routes to the default VPC's subnets through the join
 //! gateway, so the host reaches pods (kubelet probes, kube-proxy) and pods reach the host.
+//! What it should look like is the compiler's ([`NodePortIntent`]); this module makes it so.
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use pipelines::compile::Plan;
-use pipelines::model::{ClusterState, DEFAULT_VPC};
-use pipelines::tables::{JOIN_SUBNET, NODE_PORT_NAME};
+use pipelines::intent::NodePortIntent;
+use pipelines::tables::NODE_PORT_NAME;
 
 use tracing::{info, warn};
 
@@ -34,37 +34,6 @@ pub enum Error {
     },
 }
 
-/// What the node port should look like; `None` when the node has no join address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Desired {
-    pub mac: [u8; 6],
-    pub ip: Ipv4Addr,
-    pub prefix_len: u8,
-    pub gateway: Ipv4Addr,
-    /// Subnets of the default VPC reached through the node port.
-    pub routes: Vec<(Ipv4Addr, u8)>,
-}
-
-pub fn desired(state: &ClusterState, plan: &Plan, node: &str) -> Option<Desired> {
-    let n = state.nodes.get(node)?;
-    let (ip, mac) = (n.join_ip?, n.join_mac?);
-    let mut routes: Vec<(Ipv4Addr, u8)> = state
-        .subnets
-        .values()
-        .filter(|s| s.vpc == DEFAULT_VPC && s.name != JOIN_SUBNET && s.is_routed() && s.ovn_managed)
-        .map(|s| (s.cidr.network(), s.cidr.prefix_len()))
-        .collect();
-    routes.sort();
-    routes.dedup();
-    Some(Desired {
-        mac,
-        ip,
-        prefix_len: plan.join.cidr.prefix_len(),
-        gateway: plan.join.gateway,
-        routes,
-    })
-}
-
 fn route(oif: u32, dst: Ipv4Addr, len: u8, gateway: Ipv4Addr) -> Route {
     Route {
         ipv6: false,
@@ -90,7 +59,7 @@ fn route(oif: u32, dst: Ipv4Addr, len: u8, gateway: Ipv4Addr) -> Route {
 
 /// Brings `kovs0` to `want`: MAC, address, up, kovs's routes (stale ones removed). Returns the
 /// number of changes made (0 when it already matched).
-pub async fn configure(nl: &Netlink, want: &Desired) -> Result<usize, Error> {
+pub async fn configure(nl: &Netlink, want: &NodePortIntent) -> Result<usize, Error> {
     let Some(link) = nl.link(NODE_PORT_NAME).await? else {
         return Err(Error::Missing);
     };
@@ -167,16 +136,18 @@ pub async fn configure(nl: &Netlink, want: &Desired) -> Result<usize, Error> {
 /// of the daemon's loop until it succeeds (the port appears a moment after OVSDB creates it).
 #[derive(Default)]
 pub struct NodePortSync {
-    applied: Option<Desired>,
+    applied: Option<NodePortIntent>,
     last_error: Option<String>,
 }
 
 impl NodePortSync {
-    pub async fn sync(&mut self, nl: &Netlink, want: Option<Desired>, metrics: &Metrics) {
-        if want == self.applied {
+    /// Brings the node port to `want` unless it was already brought there; `None`: the node
+    /// has no join address (nothing is changed).
+    pub async fn sync(&mut self, nl: &Netlink, want: Option<&NodePortIntent>, metrics: &Metrics) {
+        if want == self.applied.as_ref() {
             return;
         }
-        let Some(w) = &want else {
+        let Some(w) = want else {
             self.applied = None;
             return;
         };
@@ -185,7 +156,7 @@ impl NodePortSync {
                 if n > 0 {
                     info!(port = NODE_PORT_NAME, ip = %w.ip, routes = w.routes.len(), changes = n, "node port configured");
                 }
-                self.applied = want;
+                self.applied = Some(w.clone());
                 self.last_error = None;
             }
             Err(e) => {
