@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::cmd::ArgError;
 use clap::Args;
 use pipelines::model::{load_path, Loaded};
 use pipelines::{Compiler, NodeConfig, TunnelType};
@@ -43,27 +44,30 @@ pub struct CompileArgs {
 }
 
 /// Loads every path; a missing path is fatal (Err), a bad file is reported in `Loaded::errors`.
-pub fn load_state(paths: &[String]) -> Result<Loaded, String> {
+pub fn load_state(paths: &[String]) -> Result<Loaded, ArgError> {
     if paths.is_empty() {
-        return Err("--state needs at least one file or directory".into());
+        return Err(ArgError::NoState);
     }
     let mut all = Loaded::default();
     for p in paths {
         if !Path::new(p).exists() {
-            return Err(format!("--state {p}: no such file or directory"));
+            return Err(ArgError::NoSuchState(p.clone()));
         }
         all.merge(load_path(p));
     }
     Ok(all)
 }
 
-pub fn parse_tunnel(s: &str) -> Result<TunnelType, String> {
-    TunnelType::parse(s).ok_or_else(|| format!("--tunnel-type {s}: expected geneve, vxlan or stt"))
+pub fn parse_tunnel(s: &str) -> Result<TunnelType, ArgError> {
+    TunnelType::parse(s).ok_or_else(|| ArgError::TunnelType(s.to_string()))
 }
 
 pub fn run(args: CompileArgs) -> i32 {
     let Some(node) = args.node.as_deref() else {
-        eprintln!("kovs-agent compile: --node is required\nusage: {USAGE}");
+        eprintln!(
+            "kovs-agent compile: {}\nusage: {USAGE}",
+            ArgError::NoCompileNode
+        );
         return 1;
     };
     let tunnel = match parse_tunnel(&args.tunnel_type) {
@@ -83,7 +87,7 @@ pub fn run(args: CompileArgs) -> i32 {
     let mut cfg = NodeConfig::new(node, tunnel);
     for p in &args.port {
         let Some((iface, ofport)) = p.split_once('=') else {
-            eprintln!("kovs-agent compile: --port {p}: expected IFACE_ID=OFPORT");
+            eprintln!("kovs-agent compile: {}", ArgError::PortSyntax(p.clone()));
             return 1;
         };
         match ofport.parse::<u32>() {
@@ -91,9 +95,7 @@ pub fn run(args: CompileArgs) -> i32 {
                 cfg.ports.pods.insert(iface.to_string(), n);
             }
             _ => {
-                eprintln!(
-                    "kovs-agent compile: --port {p}: OFPORT must be a port number (1..65279)"
-                );
+                eprintln!("kovs-agent compile: {}", ArgError::PortNumber(p.clone()));
                 return 1;
             }
         }

@@ -13,6 +13,33 @@ pub mod compile;
 pub mod flows;
 pub mod run;
 
+/// A flag's value kovs cannot use; the message names the flag (users and scripts see it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    #[error("--node is required (or KUBE_NODE_NAME)")]
+    NoNode,
+    #[error("--node is required")]
+    NoCompileNode,
+    #[error("--state needs at least one file or directory (or KOVS_STATE)")]
+    NoStateOrEnv,
+    #[error("--state needs at least one file or directory")]
+    NoState,
+    #[error("--state {0}: no such file or directory")]
+    NoSuchState(String),
+    #[error("--datapath {0}: expected system or netdev")]
+    Datapath(String),
+    #[error("--tunnel-type {0}: expected geneve, vxlan or stt")]
+    TunnelType(String),
+    #[error("--encap-ip {0}: not an IPv4 address")]
+    EncapIp(String),
+    #[error("--metrics-addr: {0}")]
+    MetricsAddr(std::net::AddrParseError),
+    #[error("--port {0}: expected IFACE_ID=OFPORT")]
+    PortSyntax(String),
+    #[error("--port {0}: OFPORT must be a port number (1..65279)")]
+    PortNumber(String),
+}
+
 /// The kovs node agent: programs Open vSwitch over OpenFlow 1.3 for a Kubernetes node.
 #[derive(Debug, Parser)]
 #[command(

@@ -4,6 +4,7 @@
 use tracing::error;
 
 use crate::cmd::compile::parse_tunnel;
+use crate::cmd::ArgError;
 use crate::daemon::{self, Config};
 
 pub const USAGE: &str = "kovs-agent run --node NAME --state PATH... [--ovs-rundir DIR] [--ovsdb unix:PATH] [--bridge br-int] [--datapath system|netdev] [--tunnel-type geneve|vxlan|stt] [--encap-ip IP] [--metrics-addr ADDR] [--status-file PATH]";
@@ -91,11 +92,11 @@ fn var(name: &str) -> Option<String> {
 impl RunArgs {
     /// The daemon's configuration: the fallbacks clap does not do (NODE_NAME, KOVS_STATE, the
     /// OVSDB socket in the run directory) and the checks, in the order the messages promise.
-    pub fn into_config(self) -> Result<Config, String> {
+    pub fn into_config(self) -> Result<Config, ArgError> {
         // A flag given, even empty, is final; otherwise KUBE_NODE_NAME (by clap), NODE_NAME.
         let node = self.node.or_else(|| var("NODE_NAME")).unwrap_or_default();
         if node.is_empty() {
-            return Err("--node is required (or KUBE_NODE_NAME)".into());
+            return Err(ArgError::NoNode);
         }
         let mut state = self.state;
         if state.is_empty() {
@@ -108,7 +109,7 @@ impl RunArgs {
             }
         }
         if state.is_empty() {
-            return Err("--state needs at least one file or directory (or KOVS_STATE)".into());
+            return Err(ArgError::NoStateOrEnv);
         }
         let ovs_rundir = self.ovs_rundir;
         let ovsdb = self
@@ -116,20 +117,14 @@ impl RunArgs {
             .unwrap_or_else(|| format!("unix:{ovs_rundir}/db.sock"));
         let datapath = self.datapath;
         if !matches!(datapath.as_str(), "system" | "netdev") {
-            return Err(format!("--datapath {datapath}: expected system or netdev"));
+            return Err(ArgError::Datapath(datapath));
         }
         let tunnel = parse_tunnel(&self.tunnel_type)?;
         let encap_ip = match self.encap_ip.as_deref().unwrap_or("") {
             "" => None,
-            s => Some(
-                s.parse()
-                    .map_err(|_| format!("--encap-ip {s}: not an IPv4 address"))?,
-            ),
+            s => Some(s.parse().map_err(|_| ArgError::EncapIp(s.to_string()))?),
         };
-        let metrics_addr = self
-            .metrics_addr
-            .parse()
-            .map_err(|e| format!("--metrics-addr: {e}"))?;
+        let metrics_addr = self.metrics_addr.parse().map_err(ArgError::MetricsAddr)?;
         let status_file = match self.status_file.as_deref().unwrap_or("") {
             "" => None,
             p => Some(std::path::PathBuf::from(p)),
@@ -199,7 +194,7 @@ mod tests {
         let cli = Cli::try_parse_from(["kovs-agent", "run"].iter().chain(argv))
             .map_err(|e| e.to_string())?;
         match cli.command {
-            Command::Run(a) => a.into_config(),
+            Command::Run(a) => a.into_config().map_err(|e| e.to_string()),
             c => panic!("parsed as {c:?}"),
         }
     }
