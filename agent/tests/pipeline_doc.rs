@@ -231,9 +231,15 @@ fn marker_args(args: &str) -> BTreeMap<String, String> {
 }
 
 /// The flows a `kovs-compile` marker selects.
-fn compile_block(args: &BTreeMap<String, String>, cache: &mut BTreeMap<(String, String), String>) -> String {
+fn compile_block(
+    args: &BTreeMap<String, String>,
+    cache: &mut BTreeMap<(String, String), String>,
+) -> String {
     let node = args.get("node").map_or("node1", String::as_str).to_string();
-    let state = args.get("state").map_or("example", String::as_str).to_string();
+    let state = args
+        .get("state")
+        .map_or("example", String::as_str)
+        .to_string();
     let bridge = args.get("bridge").map_or("br-int", String::as_str);
     let table: Option<u8> = args.get("table").map(|t| t.parse().expect("table=N"));
     let mut get = |node: &str, state: &str| {
@@ -283,7 +289,13 @@ fn example_ids() -> String {
                 (None, Some(_)) => format_mac(&router_mac(&sub.vpc, &sub.name)),
                 (None, None) => "- (pure underlay)".to_string(),
             };
-            (sub.name.clone(), sub.cidr.to_string(), sub.vpc.clone(), rip, rmac)
+            (
+                sub.name.clone(),
+                sub.cidr.to_string(),
+                sub.vpc.clone(),
+                rip,
+                rmac,
+            )
         })
         .collect();
     if !c.state().subnets.contains_key("join") {
@@ -328,7 +340,10 @@ fn blocks(lines: &[&str]) -> Vec<Block> {
     let mut i = 0;
     while i < lines.len() {
         let l = lines[i].trim();
-        if let Some(inner) = l.strip_prefix("<!-- kovs-").and_then(|r| r.strip_suffix("-->")) {
+        if let Some(inner) = l
+            .strip_prefix("<!-- kovs-")
+            .and_then(|r| r.strip_suffix("-->"))
+        {
             let (kind, args) = match inner.split_once(':') {
                 Some((k, a)) => (k.trim(), a.trim()),
                 None => (inner.trim(), ""),
@@ -373,7 +388,10 @@ fn check_blocks(kinds: &[&str], mut generate: impl FnMut(&Block) -> String) -> S
         }
         seen += 1;
         let want = generate(&b);
-        let have: String = lines[b.body.clone()].iter().map(|l| format!("{l}\n")).collect();
+        let have: String = lines[b.body.clone()]
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect();
         out.extend(lines[next..b.body.start].iter().map(|l| l.to_string()));
         if have != want {
             stale.push(format!(
@@ -416,7 +434,14 @@ fn diff(have: &str, want: &str) -> String {
     for i in 0..h.len().max(w.len()) {
         let (a, b) = (h.get(i), w.get(i));
         if a != b {
-            writeln!(s, "  line {}:\n    doc:  {}\n    code: {}", i + 1, a.unwrap_or(&"(none)"), b.unwrap_or(&"(none)")).unwrap();
+            writeln!(
+                s,
+                "  line {}:\n    doc:  {}\n    code: {}",
+                i + 1,
+                a.unwrap_or(&"(none)"),
+                b.unwrap_or(&"(none)")
+            )
+            .unwrap();
             shown += 1;
             if shown == 3 {
                 s.push_str("  ...\n");
@@ -528,7 +553,9 @@ fn citations(text: &str) -> Vec<(usize, String)> {
                 continue;
             };
             if CITED_MODULES.iter().any(|(m, _)| *m == module)
-                && span.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && span
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
             {
                 out.push((n, span.to_string()));
             }
@@ -562,8 +589,9 @@ fn resolve(sources: &BTreeMap<&str, Source>, cite: &str) -> Result<Option<u16>, 
 #[test]
 fn doc_flows_and_names_match_the_code() {
     let mut cache = BTreeMap::new();
-    let text = check_blocks(&["compile", "walkthrough-state", "command", "ids"], |b| {
-        match b.kind.as_str() {
+    let text = check_blocks(
+        &["compile", "walkthrough-state", "command", "ids"],
+        |b| match b.kind.as_str() {
             "compile" => compile_block(&marker_args(&b.args), &mut cache),
             "walkthrough-state" => walkthrough_additions(),
             "ids" => example_ids(),
@@ -573,8 +601,8 @@ fn doc_flows_and_names_match_the_code() {
                 format!("{}\n", compile_command(node))
             }
             _ => unreachable!(),
-        }
-    });
+        },
+    );
 
     // Names.
     let sources = sources();
@@ -683,7 +711,17 @@ impl Facts {
     /// The same packet as it arrives by Geneve at `to`, from `from`, keyed `vni`, with source
     /// subnet key `src_key`, with the Ethernet addresses it was sent with.
     #[allow(clippy::too_many_arguments)]
-    fn tunnelled(&self, from: &str, to: &str, vni: u32, src_key: u32, eth: (&str, &str), ip: (Ipv4Addr, Ipv4Addr), ttl: u8, reply: bool) -> String {
+    fn tunnelled(
+        &self,
+        from: &str,
+        to: &str,
+        vni: u32,
+        src_key: u32,
+        eth: (&str, &str),
+        ip: (Ipv4Addr, Ipv4Addr),
+        ttl: u8,
+        reply: bool,
+    ) -> String {
         let ty = if reply { 0 } else { 8 };
         format!(
             "in_port={TUNNEL_OFPORT},tun_id={vni:#x},tun_src={},tun_dst={},tun_metadata0={src_key:#x},dl_src={},dl_dst={},icmp,nw_src={},nw_dst={},nw_ttl={ttl},icmp_type={ty},icmp_code=0",
@@ -765,7 +803,15 @@ const WALKS: &[Walk] = &[
         name: "routed-send",
         node: "node1",
         bridge: "br-int",
-        flow: |f| f.icmp("pod-a", "pod-c", &rmac("ovn-cluster", "ovn-default"), 64, false),
+        flow: |f| {
+            f.icmp(
+                "pod-a",
+                "pod-c",
+                &rmac("ovn-cluster", "ovn-default"),
+                64,
+                false,
+            )
+        },
     },
     Walk {
         name: "routed-receive",
@@ -775,7 +821,16 @@ const WALKS: &[Walk] = &[
             let (a, c) = (f.pod("pod-a"), f.pod("pod-c"));
             let blue = rmac("ovn-cluster", "blue");
             let (kb, kd) = (f.key("blue"), f.key("ovn-default"));
-            f.tunnelled("node1", "node2", kb, kd, (&blue, &c.1), (a.0, c.0), 63, false)
+            f.tunnelled(
+                "node1",
+                "node2",
+                kb,
+                kd,
+                (&blue, &c.1),
+                (a.0, c.0),
+                63,
+                false,
+            )
         },
     },
     Walk {
@@ -849,14 +904,31 @@ const WALKS: &[Walk] = &[
             let (o1, b) = (f.pod("pod-o1"), f.pod("pod-b"));
             let def = rmac("ovn-cluster", "ovn-default");
             let (kd, ku) = (f.key("ovn-default"), f.key("u2o0"));
-            f.tunnelled("node1", "node2", kd, ku, (&def, &b.1), (o1.0, b.0), 63, false)
+            f.tunnelled(
+                "node1",
+                "node2",
+                kd,
+                ku,
+                (&def, &b.1),
+                (o1.0, b.0),
+                63,
+                false,
+            )
         },
     },
     Walk {
         name: "u2o-reply-send",
         node: "node2",
         bridge: "br-int",
-        flow: |f| f.icmp("pod-b", "pod-o1", &rmac("ovn-cluster", "ovn-default"), 64, true),
+        flow: |f| {
+            f.icmp(
+                "pod-b",
+                "pod-o1",
+                &rmac("ovn-cluster", "ovn-default"),
+                64,
+                true,
+            )
+        },
     },
     Walk {
         name: "u2o-reply-receive",
@@ -897,12 +969,13 @@ fn start_node(node: &'static str, compiler: &Compiler) -> OvsSandbox {
     .expect("start OVS sandbox");
 
     let tunnel = TunnelType::Geneve;
-    let mut cmds: Vec<Vec<String>> = Vec::new();
-    let mut port = |bridge: &str, name: &str, settings: Vec<String>| {
-        cmds.push(vec!["add-port".into(), bridge.into(), name.into()]);
-        let mut set = vec!["set".into(), "interface".into(), name.into()];
-        set.extend(settings);
-        cmds.push(set);
+    // One transaction per port, each waiting for ovs-vswitchd: the datapath then numbers the
+    // ports in this order, so the datapath port numbers in the traces are the same every run.
+    let port = |bridge: &str, name: &str, settings: Vec<String>| {
+        let mut args = vec!["add-port", bridge, name, "--", "set", "interface", name];
+        args.extend(settings.iter().map(String::as_str));
+        sb.vsctl(&args)
+            .unwrap_or_else(|e| panic!("add port {name} to {bridge}: {e}"));
     };
     port(
         "br-int",
@@ -917,7 +990,10 @@ fn start_node(node: &'static str, compiler: &Compiler) -> OvsSandbox {
     port(
         "br-int",
         "kovs0",
-        vec!["type=internal".into(), format!("ofport_request={NODE_OFPORT}")],
+        vec![
+            "type=internal".into(),
+            format!("ofport_request={NODE_OFPORT}"),
+        ],
     );
     for (pod, ofport) in ports_of(node) {
         port(
@@ -964,18 +1040,13 @@ fn start_node(node: &'static str, compiler: &Compiler) -> OvsSandbox {
         "ul-nic",
         vec!["type=internal".into(), "ofport_request=1".into()],
     );
-    cmds.push(vec![
-        "set".into(),
-        "bridge".into(),
-        "br-ul".into(),
-        format!("other-config:hwaddr=\"{}\"", underlay_mac(internal_ip)),
-    ]);
-    let mut args: Vec<&str> = Vec::new();
-    for c in &cmds {
-        args.push("--");
-        args.extend(c.iter().map(String::as_str));
-    }
-    sb.vsctl(&args).expect("create ports");
+    sb.vsctl(&[
+        "set",
+        "bridge",
+        "br-ul",
+        &format!("other-config:hwaddr=\"{}\"", underlay_mac(internal_ip)),
+    ])
+    .expect("br-ul's MAC");
 
     let ns = sb.netns().expect("sandbox netns").to_string();
     ip(
@@ -993,8 +1064,13 @@ fn start_node(node: &'static str, compiler: &Compiler) -> OvsSandbox {
         let pip = peer.internal_ip.to_string();
         sb.appctl(&["ovs/route/add", &format!("{pip}/32"), "br-ul"])
             .expect("ovs/route/add");
-        sb.appctl(&["tnl/arp/set", "br-ul", &pip, &underlay_mac(peer.internal_ip)])
-            .expect("tnl/arp/set");
+        sb.appctl(&[
+            "tnl/arp/set",
+            "br-ul",
+            &pip,
+            &underlay_mac(peer.internal_ip),
+        ])
+        .expect("tnl/arp/set");
     }
     sb.ofctl(&[
         "add-tlv-map",
@@ -1038,15 +1114,47 @@ fn trace_block(sb: &OvsSandbox, node: &str, bridge: &str, flow: &str) -> String 
     s
 }
 
+/// `dpif/show` without its statistics: each bridge's ports as `name ofport/datapath port`.
+fn ports_block(sb: &OvsSandbox, node: &str) -> String {
+    let out = sb.appctl(&["dpif/show"]).expect("dpif/show");
+    let mut s = format!("{node}$ ovs-appctl dpif/show   # statistics left out\n");
+    for l in out.lines() {
+        let t = l.trim();
+        let words: Vec<&str> = t.split_whitespace().collect();
+        let is_bridge = words.len() == 1 && t.ends_with(':');
+        let is_port = words.get(1).is_some_and(|w| {
+            w.strip_suffix(':')
+                .and_then(|w| w.split_once('/'))
+                .is_some_and(|(a, _)| a.parse::<u32>().is_ok())
+        });
+        if is_bridge || is_port {
+            s.push_str(l.trim_end());
+            s.push('\n');
+        }
+    }
+    s
+}
+
 #[test]
 fn doc_walkthroughs_match_ofproto_trace() {
     let state = walkthrough_state();
     let loaded = load_yaml_str(&state, "walkthrough.yaml");
-    assert!(loaded.errors.is_empty(), "walk-through state: {:?}", loaded.errors);
+    assert!(
+        loaded.errors.is_empty(),
+        "walk-through state: {:?}",
+        loaded.errors
+    );
     let mut compilers = BTreeMap::new();
     for node in ["node1", "node2"] {
-        let c = Compiler::new(NodeConfig::new(node, TunnelType::Geneve), loaded.objects.clone());
-        assert!(c.state().errors.is_empty(), "walk-through state: {:?}", c.state().errors);
+        let c = Compiler::new(
+            NodeConfig::new(node, TunnelType::Geneve),
+            loaded.objects.clone(),
+        );
+        assert!(
+            c.state().errors.is_empty(),
+            "walk-through state: {:?}",
+            c.state().errors
+        );
         compilers.insert(node, c);
     }
     let facts = Facts { compilers };
@@ -1058,21 +1166,36 @@ fn doc_walkthroughs_match_ofproto_trace() {
     });
     let (n1, n2) = match (n1, n2) {
         (Ok(a), Ok(b)) => (a, b),
-        (a, b) => panic!("starting the nodes failed: node1 ok: {}, node2 ok: {}", a.is_ok(), b.is_ok()),
+        (a, b) => panic!(
+            "starting the nodes failed: node1 ok: {}, node2 ok: {}",
+            a.is_ok(),
+            b.is_ok()
+        ),
     };
     let sandboxes: BTreeMap<&str, &OvsSandbox> = [("node1", &n1), ("node2", &n2)].into();
     let names: BTreeSet<&str> = WALKS.iter().map(|w| w.name).collect();
     assert_eq!(names.len(), WALKS.len(), "walk-through names are unique");
     let mut used = BTreeSet::new();
-    check_blocks(&["trace"], |b| {
+    check_blocks(&["trace", "dpif"], |b| {
         let name = b.args.trim();
-        let w = WALKS
-            .iter()
-            .find(|w| w.name == name)
-            .unwrap_or_else(|| panic!("{DOC}:{}: no walk-through named {name:?}", b.marker_line + 1));
+        if b.kind == "dpif" {
+            let sb = sandboxes
+                .get(name)
+                .unwrap_or_else(|| panic!("{DOC}:{}: no node {name:?}", b.marker_line + 1));
+            return ports_block(sb, name);
+        }
+        let w = WALKS.iter().find(|w| w.name == name).unwrap_or_else(|| {
+            panic!(
+                "{DOC}:{}: no walk-through named {name:?}",
+                b.marker_line + 1
+            )
+        });
         used.insert(w.name);
         trace_block(sandboxes[w.node], w.node, w.bridge, &(w.flow)(&facts))
     });
     let missing: Vec<&str> = names.difference(&used).copied().collect();
-    assert!(missing.is_empty(), "{DOC} lacks the walk-through(s) {missing:?} (add a `<!-- kovs-trace: NAME -->` block)");
+    assert!(
+        missing.is_empty(),
+        "{DOC} lacks the walk-through(s) {missing:?} (add a `<!-- kovs-trace: NAME -->` block)"
+    );
 }
