@@ -275,7 +275,7 @@ fn example_ids() -> String {
     let c = Compiler::new(NodeConfig::new("node1", TunnelType::Geneve), loaded.objects);
     let plan = c.plan();
     let mut s = format!(
-        "{:<12} {:<16} {:<9} {:<12} {:<7} {:<15} {}\n",
+        "{:<12} {:<17} {:<9} {:<12} {:<7} {:<15} {}\n",
         "subnet", "cidr", "key", "vpc", "vpc id", "router port", "router port MAC"
     );
     let mut rows: Vec<(String, String, String, String, String)> = c
@@ -311,14 +311,14 @@ fn example_ids() -> String {
     for (name, cidr, vpc, rip, rmac) in rows {
         writeln!(
             s,
-            "{name:<12} {cidr:<16} {:<9} {vpc:<12} {:<7} {rip:<15} {rmac}",
+            "{name:<12} {cidr:<17} {:<9} {vpc:<12} {:<7} {rip:<15} {rmac}",
             format!("{:#x}", plan.key(&name)),
             format!("{:#x}", plan.vpc(&vpc)),
         )
         .unwrap();
     }
     s.push('\n');
-    writeln!(s, "{:<6} {:<11} {}", "node", "InternalIP", "node MAC").unwrap();
+    writeln!(s, "{:<6} {:<11} node MAC", "node", "InternalIP").unwrap();
     for n in c.state().nodes.values() {
         writeln!(s, "{:<6} {:<11} {}", n.name, n.internal_ip, nmac(&n.name)).unwrap();
     }
