@@ -4,25 +4,32 @@
 //! The doc holds generated fenced blocks, each preceded by a marker comment:
 //!
 //! * `<!-- kovs-compile: [state=example|walkthrough] [node=NAME] [bridge=NAME] [table=N] [added] -->`:
-//!   the lines `kovs-agent compile` prints for that node, bridge and table (the binary this
-//!   package builds, run with the command the doc states). `state=walkthrough` compiles the
-//!   walk-through state ([`walkthrough_state`]); `added` keeps only the flows it adds to the
-//!   example's.
+//!   the lines `kovs-agent compile` prints (the binary this package builds, with the `--port`s of
+//!   [`NODE1_PORTS`]/[`NODE2_PORTS`]) for that node (node1), bridge (br-int) and table (all).
+//!   `state=walkthrough` compiles the walk-through state ([`walkthrough_state`]) instead of
+//!   `examples/cluster.yaml`; `added` keeps only the flows it adds to the example's.
+//! * `<!-- kovs-command: node=NAME -->`: the `kovs-agent compile` command line of the example.
+//! * `<!-- kovs-ids -->`: the example's subnet keys, VPC ids, router port and node MACs.
 //! * `<!-- kovs-walkthrough-state -->`: what the walk-through state adds to the example (YAML).
-//! * `<!-- kovs-trace: NAME -->`: the `ovs-appctl ofproto/trace` command and its full output on
-//!   a real ovs-vswitchd holding exactly the compiled flows (walk-through [`WALKS`]).
+//! * `<!-- kovs-trace: NAME -->`: the `ovs-appctl ofproto/trace` command of walk-through `NAME`
+//!   ([`WALKS`]) and its full output, on a real ovs-vswitchd per node holding exactly the
+//!   compiled flows of the walk-through state (needs root, as every real-OVS test).
+//! * `<!-- kovs-dpif: NAME -->`: that node's ports (`dpif/show` without statistics), to read the
+//!   datapath port numbers of the traces by.
 //!
-//! Each block must equal what the test generates; `KOVS_UPDATE_DOCS=1` rewrites the blocks
-//! instead of failing. Besides, every `stages`/`compile` function and priority constant the doc
-//! cites in backquotes (`classifier::pod_port`, `arp::priority::ANSWER`, ...) must exist in
-//! `pipelines/src`, and every flow of a `kovs-compile` block must have its priority explained by
-//! a cited priority constant of that value in the same section.
+//! Each block must equal what the test generates, line for line; with `KOVS_UPDATE_DOCS=1` the
+//! test rewrites the stale blocks instead of failing. Besides, every `stages`/`compile` function
+//! and priority constant the doc cites in backquotes (`classifier::pod_port`,
+//! `arp::priority::ANSWER`, `l3::priority::routing::TO_ADDRESS`, ...) must exist in
+//! `pipelines/src`, and every flow of a `kovs-compile` block must have its priority named by a
+//! cited priority constant of that value in the same section (up to the next heading).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use kovs_tests::{ip, OvsSandbox, SandboxOptions};
@@ -165,9 +172,12 @@ fn compile(node: &str, state_name: &str) -> String {
         "example" => (root().join(EXAMPLE), read(EXAMPLE)),
         "walkthrough" => {
             let text = walkthrough_state();
+            // Unique per call: both tests compile, possibly at once.
+            static N: AtomicUsize = AtomicUsize::new(0);
             let path = std::env::temp_dir().join(format!(
-                "kovs-pipeline-doc-{}-{node}.yaml",
-                std::process::id()
+                "kovs-pipeline-doc-{}-{}.yaml",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
             ));
             std::fs::write(&path, &text).expect("write walk-through state");
             (path, text)
