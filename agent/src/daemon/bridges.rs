@@ -11,7 +11,7 @@ use flowlib::wire::message::{
     encode_flow_monitor_request, monitor_flags, Message, MultipartReply, TlvMap,
 };
 use flowlib::wire::Match;
-use pipelines::flowset::BridgeId;
+use pipelines::flowset::{BridgeId, BR_INT};
 use pipelines::tables::{
     Stage, GENEVE_OPT_CLASS, GENEVE_OPT_INDEX, GENEVE_OPT_LEN, GENEVE_OPT_TYPE,
 };
@@ -47,7 +47,7 @@ struct Bridge {
 pub struct Sent {
     /// Something was sent (or tried) on some bridge.
     pub any: bool,
-    /// br-int (bridge 0) took a full sync or a delta: its installed flows changed.
+    /// br-int took a full sync or a delta: its installed flows changed.
     pub int_bridge_updated: bool,
 }
 
@@ -254,7 +254,7 @@ impl Bridges {
                                 if r.flow_mods() > 0 || first {
                                     info!(bridge = %b.sync.name, generation, adds = r.adds, modifies = r.modifies, deletes = r.deletes, bundles = r.bundles, ms = t.elapsed().as_secs_f64() * 1e3, "batch");
                                 }
-                                sent.int_bridge_updated |= id == 0;
+                                sent.int_bridge_updated |= id == BR_INT;
                             }
                             Err(e) => {
                                 warn!("{e}");
@@ -287,7 +287,7 @@ async fn sync_once(
         if !full {
             return sync.sync_delta(conn, delta).await;
         }
-        if sync.bridge == 0 {
+        if sync.bridge == BR_INT {
             // Flows that use the Geneve option need the TLV map first.
             let tlv = TlvMap {
                 option_class: GENEVE_OPT_CLASS,

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use pipelines::flowset::BR_INT;
 use pipelines::model::{Change, Loaded, ObjectKind};
 use pipelines::tables::{DEFAULT_NODE_OFPORT, DEFAULT_TUNNEL_OFPORT, NODE_PORT_NAME};
 use pipelines::{Compiler, Delta, NodeConfig, TunnelType};
@@ -191,7 +192,7 @@ impl Daemon {
             info!("provider network: {ev}");
         }
         let mut bridges = Bridges::new(tx);
-        bridges.connect(0, &cfg.bridge, &cfg.mgmt(&cfg.bridge))?;
+        bridges.connect(BR_INT, &cfg.bridge, &cfg.mgmt(&cfg.bridge))?;
         let nl = Netlink::connect()?;
         let mut d = Daemon {
             status_file: StatusFile::new(cfg.status_file.clone()),
@@ -403,7 +404,7 @@ impl Daemon {
     /// br-int now holds the flows of the plugged ports of valid local pods (the pod may have
     /// come after its port) whose flows the switch did not reject.
     fn pod_ports_installed(&mut self) {
-        let Some(failed) = self.bridges.failed_objects(0) else {
+        let Some(failed) = self.bridges.failed_objects(BR_INT) else {
             return;
         };
         let compiler = &self.compiler;
