@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use crate::observe::metrics::Metrics;
 use crate::observe::status::{describe_object, BridgeView};
-use crate::reconcile::flows::session::{Action, BridgeSession};
+use crate::reconcile::flows::session::{Action, BridgeSession, Phase};
 use crate::reconcile::flows::sync::{self, BridgeSync, SyncReport};
 
 /// The longest one full sync or delta may take before the connection is given up and redone.
@@ -183,6 +183,14 @@ impl Bridges {
     /// Every bridge has had a full sync and none is due.
     pub fn all_ready(&self) -> bool {
         self.map.values().all(|b| b.session.is_ready())
+    }
+
+    /// Bridge `id`'s switch holds the desired flows as of the last round (its last sync
+    /// succeeded on the current connection).
+    pub fn is_synced(&self, id: BridgeId) -> bool {
+        self.map
+            .get(&id)
+            .is_some_and(|b| b.session.phase() == Phase::Synced)
     }
 
     /// Objects whose flows the switch of bridge `id` rejected.

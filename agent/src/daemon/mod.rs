@@ -17,8 +17,8 @@
 
 mod bridges;
 mod providers;
+pub mod readiness;
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,7 @@ use crate::sources::files::StateWatcher;
 use crate::sources::ovsdb_ports::Ports;
 use crate::sys::netlink::{self, Netlink};
 use bridges::{Bridges, SwitchInput};
+use readiness::PodReadiness;
 
 /// How often flows are compared by dump on a switch without a flow monitor.
 const DRIFT_CHECK_PERIOD: Duration = Duration::from_secs(60);
@@ -134,9 +135,8 @@ struct Daemon {
     status_file: StatusFile,
     ready: bool,
     ready_reported: bool,
-    /// Ports plugged while the agent runs whose pod's flows are not installed yet, with when
-    /// the port got its ofport: for kovs_pod_port_seconds. Bounded by the node's ports.
-    plugged_at: HashMap<String, Instant>,
+    /// Whose flows br-int holds: kovs_pod_port_seconds, and waiters for a pod's flows.
+    pods: PodReadiness,
 }
 
 impl Daemon {
@@ -211,7 +211,7 @@ impl Daemon {
             node_port: NodePortSync::default(),
             ready: false,
             ready_reported: false,
-            plugged_at: HashMap::new(),
+            pods: PodReadiness::default(),
         };
         d.sync_providers().await?;
         Ok(d)
@@ -358,11 +358,11 @@ impl Daemon {
                     Some(_)
                         if self.compiler.config().ports.pods.get(&iface_id).copied() != ofport =>
                     {
-                        self.plugged_at.insert(iface_id.clone(), seen);
+                        self.pods.plugged(&iface_id, seen);
                     }
                     Some(_) => {}
                     None => {
-                        self.plugged_at.remove(&iface_id);
+                        self.pods.unplugged(&iface_id);
                     }
                 }
                 delta.compose(self.compiler.set_port(&iface_id, ofport));
@@ -401,23 +401,14 @@ impl Daemon {
         self.sync_providers().await
     }
 
-    /// br-int now holds the flows of the plugged ports of valid local pods (the pod may have
-    /// come after its port) whose flows the switch did not reject.
+    /// br-int took a sync: the pods whose flows it now holds are timed and their waiters
+    /// answered.
     fn pod_ports_installed(&mut self) {
-        let Some(failed) = self.bridges.failed_objects(BR_INT) else {
-            return;
-        };
-        let compiler = &self.compiler;
-        let metrics = &self.metrics;
-        self.plugged_at.retain(|iface_id, at| {
-            let installed = compiler
-                .local_pod(iface_id)
-                .is_some_and(|p| !failed.contains(&pipelines::ids::pod_object_id(&p)));
-            if installed {
-                metrics.pod_port_installed(at.elapsed().as_secs_f64());
-            }
-            !installed
-        });
+        let (compiler, bridges) = (&self.compiler, &self.bridges);
+        self.pods.synced(
+            &|id: &str| pod_flows_installed(compiler, bridges, id),
+            &self.metrics,
+        );
     }
 
     /// Readiness, flow gauges and `/status`.
@@ -445,6 +436,19 @@ impl Daemon {
             self.ready_reported = self.ready;
         }
     }
+}
+
+/// Whether br-int holds the flows of the pod whose port is `iface_id`: its last sync succeeded,
+/// the port has an ofport, the pod is valid and on this node (it may have come after its port),
+/// and the switch did not reject its flows.
+fn pod_flows_installed(compiler: &Compiler, bridges: &Bridges, iface_id: &str) -> bool {
+    bridges.is_synced(BR_INT)
+        && compiler.config().ports.pods.contains_key(iface_id)
+        && compiler.local_pod(iface_id).is_some_and(|p| {
+            bridges
+                .failed_objects(BR_INT)
+                .is_none_or(|failed| !failed.contains(&pipelines::ids::pod_object_id(&p)))
+        })
 }
 
 /// br-int, the tunnel port for the chosen type (another type's port removed), the node port.
