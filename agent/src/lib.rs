@@ -21,6 +21,7 @@
 //! * [`cmd`]: one module per subcommand: arguments to a configuration to a library call.
 
 pub mod cmd;
+pub mod cni;
 pub mod daemon;
 pub mod observe;
 /// The OVSDB client, its own crate (`agent/ovsdb`).

@@ -33,6 +33,16 @@ impl TunnelType {
             _ => None,
         }
     }
+    /// Bytes the encapsulation adds over an IPv4 underlay, as Kube-OVN counts them: a pod's
+    /// MTU on an overlay subnet is the underlay interface's MTU less this.
+    pub fn overhead(self) -> u32 {
+        match self {
+            TunnelType::Geneve => 100,
+            TunnelType::Vxlan => 50,
+            TunnelType::Stt => 72,
+        }
+    }
+
     /// The port name the agent gives the tunnel port.
     pub fn port_name(self) -> String {
         format!("{TUNNEL_PORT_PREFIX}{}", self.name())
