@@ -16,6 +16,7 @@
 //! restored first), then the switch connections; the loop's first round makes the full syncs.
 
 mod bridges;
+pub mod cni_link;
 mod providers;
 pub mod readiness;
 
@@ -29,6 +30,7 @@ use pipelines::{Compiler, Delta, NodeConfig, TunnelType};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::cni::pod_network::{self, MtuInputs};
 use crate::observe::http::{self, HttpState};
 use crate::observe::metrics::Metrics;
 use crate::observe::status::{self, StatusFile};
@@ -41,6 +43,7 @@ use crate::sources::files::StateWatcher;
 use crate::sources::ovsdb_ports::Ports;
 use crate::sys::netlink::{self, Netlink};
 use bridges::{Bridges, SwitchInput};
+use cni_link::{CniQuery, LoopEnd};
 use readiness::PodReadiness;
 
 /// How often flows are compared by dump on a switch without a flow monitor.
@@ -102,8 +105,13 @@ impl Config {
 
 /// Runs the agent until SIGTERM or Ctrl-C.
 pub async fn run(cfg: Config) -> Result<(), Error> {
+    run_with(cfg, None).await
+}
+
+/// Runs the agent, answering the CNI server at the other end of `cni`.
+pub async fn run_with(cfg: Config, cni: Option<LoopEnd>) -> Result<(), Error> {
     let (tx, rx) = mpsc::channel::<SwitchInput>(4096);
-    let mut d = Daemon::start(cfg, tx).await?;
+    let mut d = Daemon::start(cfg, tx, cni).await?;
     d.run(rx).await
 }
 
@@ -114,6 +122,7 @@ enum Wake {
     DriftCheck,
     Ports(Vec<WatchEvent<Interface>>, Instant),
     Switch(Vec<SwitchInput>),
+    Cni(CniQuery),
     Stop,
 }
 
@@ -137,10 +146,18 @@ struct Daemon {
     ready_reported: bool,
     /// Whose flows br-int holds: kovs_pod_port_seconds, and waiters for a pod's flows.
     pods: PodReadiness,
+    /// The CNI server's questions, when it runs.
+    cni: Option<LoopEnd>,
+    /// The MTU of the interface the tunnel leaves on (overlay pods get it less the overhead).
+    underlay_mtu: u32,
 }
 
 impl Daemon {
-    async fn start(cfg: Config, tx: mpsc::Sender<SwitchInput>) -> Result<Daemon, Error> {
+    async fn start(
+        cfg: Config,
+        tx: mpsc::Sender<SwitchInput>,
+        cni: Option<LoopEnd>,
+    ) -> Result<Daemon, Error> {
         let metrics = Metrics::new();
         let http_state = HttpState::new(metrics.clone());
         let server = http::bind(cfg.metrics_addr)
@@ -194,6 +211,7 @@ impl Daemon {
         let mut bridges = Bridges::new(tx);
         bridges.connect(BR_INT, &cfg.bridge, &cfg.mgmt(&cfg.bridge))?;
         let nl = Netlink::connect()?;
+        let underlay_mtu = underlay_mtu(&nl).await;
         let mut d = Daemon {
             status_file: StatusFile::new(cfg.status_file.clone()),
             cfg,
@@ -212,6 +230,8 @@ impl Daemon {
             ready: false,
             ready_reported: false,
             pods: PodReadiness::default(),
+            cni,
+            underlay_mtu,
         };
         d.sync_providers().await?;
         Ok(d)
@@ -248,12 +268,15 @@ impl Daemon {
                     }
                     Wake::Switch(inputs)
                 }
+                Some(q) = next_query(&mut self.cni) => Wake::Cni(q),
                 _ = tokio::signal::ctrl_c() => Wake::Stop,
                 _ = sigterm.recv() => Wake::Stop,
             };
             let mut delta = Delta::default();
+            // Whether the state or a provider network changed (the CNI server asks again).
+            let mut state_changed = false;
             match wake {
-                Wake::StatePoll => self.reload_state(&mut delta).await?,
+                Wake::StatePoll => state_changed = self.reload_state(&mut delta).await?,
                 Wake::ProviderRetry => {
                     // The transaction connection lost without the monitor noticing a restart.
                     if !self.vs.is_connected() {
@@ -262,6 +285,7 @@ impl Daemon {
                     // A missing NIC may have appeared; failed networks are retried.
                     if self.providers.has_failures() {
                         self.sync_providers().await?;
+                        state_changed = true;
                     }
                 }
                 Wake::DriftCheck => self.bridges.drift_check(),
@@ -275,7 +299,13 @@ impl Daemon {
                         self.bridges.handle(input, &self.metrics);
                     }
                 }
+                Wake::Cni(q) => self.answer(q),
                 Wake::Stop => break,
+            }
+            if state_changed {
+                if let Some(c) = &self.cni {
+                    c.state.send_modify(|g| *g += 1);
+                }
             }
             self.metrics
                 .set_pods_bound(self.compiler.config().ports.pods.len() as i64);
@@ -301,9 +331,10 @@ impl Daemon {
     }
 
     /// State files: a reload is diffed against the compiler's state.
-    async fn reload_state(&mut self, delta: &mut Delta) -> Result<(), Error> {
+    /// Returns whether the compiler's state changed.
+    async fn reload_state(&mut self, delta: &mut Delta) -> Result<bool, Error> {
         let Some(r) = load_apart(&mut self.watcher) else {
-            return Ok(());
+            return Ok(false);
         };
         for e in &r.loaded.errors {
             warn!("state: {e}");
@@ -312,7 +343,7 @@ impl Daemon {
         let changes = self.compiler.changes_from(&r.loaded.objects);
         drop(r);
         if changes.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let t = Instant::now();
         let n = changes.len();
@@ -331,7 +362,7 @@ impl Daemon {
         if kinds_touched {
             self.sync_providers().await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Ports: pods appear, move and vanish; kovs's own ports may be renumbered. Returns
@@ -401,6 +432,39 @@ impl Daemon {
         self.sync_providers().await
     }
 
+    /// A question of the CNI server.
+    fn answer(&mut self, q: CniQuery) {
+        match q {
+            CniQuery::Pod {
+                namespace,
+                name,
+                reply,
+            } => {
+                let providers = &self.providers;
+                let provider_mtu = |pn: &str| providers.mtu(pn);
+                let mtu = MtuInputs {
+                    tunnel: self.cfg.tunnel,
+                    underlay_mtu: self.underlay_mtu,
+                    provider_mtu: &provider_mtu,
+                };
+                let l = pod_network::lookup(
+                    self.compiler.state(),
+                    &self.cfg.node,
+                    &namespace,
+                    &name,
+                    mtu,
+                );
+                let _ = reply.send(l);
+            }
+            CniQuery::Flows { iface_id, reply } => {
+                let (compiler, bridges) = (&self.compiler, &self.bridges);
+                self.pods.wait(&iface_id, reply, &|id: &str| {
+                    pod_flows_installed(compiler, bridges, id)
+                });
+            }
+        }
+    }
+
     /// br-int took a sync: the pods whose flows it now holds are timed and their waiters
     /// answered.
     fn pod_ports_installed(&mut self) {
@@ -416,6 +480,9 @@ impl Daemon {
         if !self.ready && self.bridges.all_ready() {
             self.ready = true;
             self.http.set_ready(true);
+            if let Some(c) = &self.cni {
+                c.ready.send_replace(true);
+            }
             // Flows are back: ovs-vswitchd may leave flow-restore-wait.
             if let Err(e) = self.vs.remove_other_config("flow-restore-wait").await {
                 warn!("ovsdb: clearing flow-restore-wait: {e}");
@@ -435,6 +502,30 @@ impl Daemon {
             ));
             self.ready_reported = self.ready;
         }
+    }
+}
+
+/// The next question of the CNI server; never, without one.
+async fn next_query(cni: &mut Option<LoopEnd>) -> Option<CniQuery> {
+    match cni {
+        Some(c) => c.queries.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The MTU of the interface of the default route (the tunnel's way out), 1500 without one.
+async fn underlay_mtu(nl: &Netlink) -> u32 {
+    let routes = nl.all_routes().await.unwrap_or_default();
+    let Some(oif) = routes
+        .iter()
+        .find(|r| !r.ipv6 && r.dst_len == 0 && r.table == 254)
+        .and_then(|r| r.oif)
+    else {
+        return 1500;
+    };
+    match nl.link_by_index(oif).await {
+        Ok(Some(link)) => link.mtu,
+        _ => 1500,
     }
 }
 

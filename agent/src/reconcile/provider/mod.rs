@@ -293,6 +293,15 @@ impl ProviderNetworks {
         self.host.nl.writes()
     }
 
+    /// The MTU of a network that is ready on this node (its NIC's: Kube-OVN's `mtu` label),
+    /// which pure underlay pods take.
+    pub fn mtu(&self, network: &str) -> Option<u32> {
+        match self.nets.get(network)? {
+            Phase::Ready { mtu, .. } => Some(*mtu),
+            _ => None,
+        }
+    }
+
     /// The OVS bridge of a network that is ready on this node (differs from `br-<pn>` with
     /// `exchangeLinkName`).
     pub fn bridge_name(&self, network: &str) -> Option<&str> {
