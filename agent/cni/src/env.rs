@@ -146,7 +146,10 @@ pub fn read(lookup: impl Fn(&str) -> Option<String>) -> Result<Invocation, CniEr
         return Err(CniError::new(
             Code::InvalidEnvironment,
             format!("{} {verb} required in CNI_ARGS", absent.join(" and ")),
-            format!("CNI_ARGS=`{}`", get("CNI_ARGS")),
+            match get("CNI_ARGS") {
+                args if args.is_empty() => "CNI_ARGS is empty".to_string(),
+                args => format!("CNI_ARGS=`{args}`"),
+            },
         ));
     }
     invocation.pod_name = pod_name.to_string();

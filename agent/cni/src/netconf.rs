@@ -107,7 +107,7 @@ pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
             .string("vhost_user_socket_consumption")?
             .unwrap_or_default(),
         prev_result: fields.get("prevResult").cloned(),
-        valid_attachments: fields.valid_attachments("cni.dev/valid-attachments")?,
+        valid_attachments: fields.valid_attachments()?,
     })
 }
 
@@ -193,7 +193,10 @@ impl Fields<'_> {
         Ok(routes)
     }
 
-    fn valid_attachments(&self, key: &str) -> Result<Option<Vec<Attachment>>, CniError> {
+    /// GC's list: `cni.dev/valid-attachments`, or `cni.dev/attachments`, the name an earlier
+    /// text of the spec used (libcni sends both). `null` is an empty list (libcni sends a Go nil
+    /// slice so); an absent key is `None`.
+    fn valid_attachments(&self) -> Result<Option<Vec<Attachment>>, CniError> {
         // The runtime's spelling (`containerID`, `ifname`), not the agent protocol's.
         #[derive(Deserialize)]
         struct RuntimeAttachment {
@@ -201,14 +204,23 @@ impl Fields<'_> {
             container_id: String,
             ifname: String,
         }
-        Ok(self.typed::<Vec<RuntimeAttachment>>(key)?.map(|list| {
+        let Some(key) = ["cni.dev/valid-attachments", "cni.dev/attachments"]
+            .into_iter()
+            .find(|key| self.0.contains_key(*key))
+        else {
+            return Ok(None);
+        };
+        let list = self
+            .typed::<Vec<RuntimeAttachment>>(key)?
+            .unwrap_or_default();
+        Ok(Some(
             list.into_iter()
                 .map(|a| Attachment {
                     container_id: a.container_id,
                     if_name: a.ifname,
                 })
-                .collect()
-        }))
+                .collect(),
+        ))
     }
 }
 
@@ -334,6 +346,16 @@ mod tests {
             }])
         );
         assert!(conf.prev_result.is_some());
+        // libcni: a nil list is `null`, and the spec's earlier name is sent too.
+        let conf =
+            parse_str(r#"{"cniVersion":"1.1.0","name":"n","cni.dev/valid-attachments":null}"#)
+                .unwrap();
+        assert_eq!(conf.valid_attachments, Some(vec![]));
+        let conf = parse_str(
+            r#"{"cniVersion":"1.1.0","name":"n","cni.dev/attachments":[{"containerID":"c","ifname":"eth0"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(conf.valid_attachments.map(|l| l.len()), Some(1));
     }
 
     #[test]

@@ -208,7 +208,9 @@ fn status(conf: &NetConf, agent: &AgentClient) -> Result<(), CniError> {
 
 fn gc(conf: &NetConf, agent: &AgentClient) -> Result<(), CniError> {
     require_status_and_gc(conf, Command::Gc)?;
-    // Without the list, every attachment would look stale: refuse rather than remove all.
+    // The spec makes the runtime send the list. Without it every attachment would look stale:
+    // refuse rather than remove every port of the network (libcni omits the key only when its
+    // caller gave no GC arguments at all; an empty list arrives as `null` or `[]`).
     let valid_attachments = conf.valid_attachments.clone().ok_or_else(|| {
         CniError::new(
             Code::InvalidNetworkConfig,
