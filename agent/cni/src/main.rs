@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let command = std::env::var("CNI_COMMAND").unwrap_or_default();
-    // VERSION may come with no stdin at all; never wait on a terminal for it.
-    let stdin = if command == "VERSION" && std::io::stdin().is_terminal() {
+    // VERSION may come with no stdin at all, and a person trying the binary by hand without
+    // CNI_COMMAND gets the about text: never wait on a terminal for those.
+    let reads_no_config = command.is_empty() || command == "VERSION";
+    let stdin = if reads_no_config && std::io::stdin().is_terminal() {
         Ok(Vec::new())
     } else {
         let mut bytes = Vec::new();
