@@ -132,6 +132,7 @@ impl Drop for RootLink {
 #[tokio::test(flavor = "current_thread")]
 async fn veth_into_pod_as_eth0() {
     let t0 = Instant::now();
+    let own_ns = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
     let node = Netns::new("knode").expect("node netns");
     let pod = Netns::new("kpod").expect("pod netns");
     let cid = container_id();
@@ -333,6 +334,11 @@ async fn veth_into_pod_as_eth0() {
         Err(Error::NoLink { .. })
     ));
 
+    assert_eq!(
+        std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
+        own_ns,
+        "the test's thread never changed namespace"
+    );
     let names = [node.name().to_string(), pod.name().to_string()];
     drop((hnl, pnl, pod_ns));
     drop((node, pod));
@@ -365,8 +371,14 @@ async fn existing_link_into_pod() {
         ifname: "net1".into(),
         mac: parse_mac("02:00:0a:4e:00:07"),
         mtu: Some(1450),
-        addresses: vec!["10.78.0.7/16".parse().unwrap()],
-        routes: vec![PodRoute::default_via("10.78.0.1".parse().unwrap())],
+        addresses: vec![
+            "10.78.0.7/16".parse().unwrap(),
+            "fd00:78::7/64".parse().unwrap(),
+        ],
+        routes: vec![
+            PodRoute::default_via("10.78.0.1".parse().unwrap()),
+            PodRoute::default_via("fd00:78::1".parse().unwrap()),
+        ],
         garp: true,
     };
     let iface = pnl.configure_container_nic(&name, &nic).await.unwrap();
@@ -378,6 +390,18 @@ async fn existing_link_into_pod() {
     let r = ip_json(pod.name(), &["route", "show", "default"]);
     assert_eq!(r[0]["gateway"], "10.78.0.1");
     assert_eq!(r[0]["dev"], "net1");
+    let r6 = ip_json(pod.name(), &["-6", "route", "show", "default"]);
+    assert_eq!(r6[0]["gateway"], "fd00:78::1");
+    let a6 = ip_json(
+        pod.name(),
+        &["-6", "addr", "show", "net1", "scope", "global"],
+    );
+    assert_eq!(a6[0]["addr_info"][0]["local"], "fd00:78::7");
+    // The result: both addresses, both default routes and both prefix routes.
+    let mut globals: Vec<String> = iface.global_addresses().map(|c| c.to_string()).collect();
+    globals.sort();
+    assert_eq!(globals, ["10.78.0.7/16", "fd00:78::7/64"]);
+    assert_eq!(iface.routes.len(), 4, "{:#?}", iface.routes);
     pnl.check_container_nic(&nic).await.unwrap();
     // Retried with the old name: already renamed, nothing to do but the GARP.
     let w = pnl.writes();
@@ -430,4 +454,10 @@ async fn bad_netns_paths() {
     // /proc/PID/ns/net works as well as a named one.
     let nl = Netlink::connect_in(Path::new("/proc/self/ns/net")).unwrap();
     assert!(nl.link_exists("lo").await.unwrap());
+}
+
+#[test]
+fn connect_in_needs_a_runtime() {
+    let err = Netlink::connect_in(Path::new("/proc/self/ns/net")).unwrap_err();
+    assert!(err.to_string().contains("tokio runtime"), "{err}");
 }
