@@ -3,7 +3,9 @@
 //! configuration onto its OVS bridge with it; nothing runs `ip`).
 //!
 //! Everything happens in the network namespace of the thread that called
-//! [`Netlink::connect`]: the socket is bound there.
+//! [`Netlink::connect`]: the socket is bound there; [`Netlink::connect_in`] binds it in another
+//! namespace (a container's) without moving the caller. Host-side veths are in
+//! [`super::veth`], a container's interface in [`super::container`].
 //!
 //! The types keep what moving a NIC's configuration needs to be exact: addresses with their
 //! flags, scope, label, broadcast/peer, prefix-route metric and remaining lifetimes; routes of
@@ -18,9 +20,11 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::netns::{in_netns, NetnsFile};
 use futures::StreamExt;
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, CacheInfo,
@@ -87,6 +91,36 @@ const SETTABLE_ADDR_FLAGS: u32 = 0x02 | 0x04 | 0x10 | 0x100 | 0x200 | 0x400;
 pub enum Error {
     #[error("cannot open an rtnetlink socket: {0}")]
     Socket(#[source] io::Error),
+    /// A network namespace given by path that is missing, is not one, or cannot be entered.
+    #[error("network namespace {path} {what}: {source}", path = path.display())]
+    Netns {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// An interface name the kernel would refuse (empty, longer than 15 bytes, `/`, blanks).
+    #[error("invalid interface name {0:?}")]
+    BadName(String),
+    /// A link that must exist (in the namespace `netns`, "this namespace" for the caller's).
+    #[error("link {name} not found in {netns}")]
+    NoLink { name: String, netns: String },
+    /// A link that exists but is not of the kind an operation is for (e.g. deleting a
+    /// pod's host veth finds something else under that name).
+    #[error("link {name} in {netns} is {found}, not a {expected}")]
+    WrongKind {
+        name: String,
+        netns: String,
+        found: String,
+        expected: &'static str,
+    },
+    /// A container interface that is not as expected (CNI CHECK); every difference is listed.
+    #[error("interface {link} in {netns}: {}", mismatches.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("; "))]
+    Check {
+        link: String,
+        netns: String,
+        mismatches: Vec<super::container::Mismatch>,
+    },
     #[error("{what}: {source}")]
     Request {
         what: String,
@@ -104,7 +138,7 @@ pub enum Error {
 }
 
 impl Error {
-    fn request(what: impl Into<String>, source: io::Error) -> Error {
+    pub(super) fn request(what: impl Into<String>, source: io::Error) -> Error {
         Error::Request {
             what: what.into(),
             source,
@@ -114,8 +148,14 @@ impl Error {
     /// The errno the kernel answered with, if any.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::Socket(e) | Error::Request { source: e, .. } => e.raw_os_error(),
-            Error::BadRecord { .. } => None,
+            Error::Socket(e)
+            | Error::Request { source: e, .. }
+            | Error::Netns { source: e, .. } => e.raw_os_error(),
+            Error::BadRecord { .. }
+            | Error::BadName(_)
+            | Error::NoLink { .. }
+            | Error::WrongKind { .. }
+            | Error::Check { .. } => None,
         }
     }
 }
@@ -513,7 +553,7 @@ impl Route {
         }
     }
 
-    fn to_message(&self) -> RouteMessage {
+    pub(super) fn to_message(&self) -> RouteMessage {
         let mut msg = RouteMessage::default();
         let h = &mut msg.header;
         h.address_family = if self.ipv6 {
@@ -736,12 +776,15 @@ impl Drop for ConnTask {
 pub struct Netlink {
     handle: rtnetlink::Handle,
     writes: Arc<AtomicU64>,
+    /// The namespace of [`Netlink::connect_in`]; None: the one `connect` was called in.
+    netns: Option<Arc<NetnsFile>>,
     _task: Arc<ConnTask>,
 }
 
 impl fmt::Debug for Netlink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Netlink")
+            .field("netns", &self.netns.as_ref().map(|n| n.path()))
             .field("writes", &self.writes())
             .finish_non_exhaustive()
     }
@@ -756,8 +799,60 @@ impl Netlink {
         Ok(Netlink {
             handle,
             writes: Arc::new(AtomicU64::new(0)),
+            netns: None,
             _task: Arc::new(ConnTask(task)),
         })
+    }
+
+    /// Opens the socket inside the network namespace `netns` (a file such as
+    /// `/var/run/netns/NAME` or `/proc/PID/ns/net`), from a short-lived thread that enters it;
+    /// the caller's thread stays where it is. The connection task runs on the current tokio
+    /// runtime (an error outside one). Everything this handle does (links, addresses, routes,
+    /// the IPv6 sysctl, gratuitous ARPs) happens in that namespace, which it keeps open.
+    pub fn connect_in(netns: &Path) -> Result<Netlink, Error> {
+        let ns = Arc::new(NetnsFile::open(netns)?);
+        let rt = tokio::runtime::Handle::try_current().map_err(|e| Error::Netns {
+            path: netns.to_path_buf(),
+            what: "needs a tokio runtime for its rtnetlink connection",
+            source: io::Error::other(e),
+        })?;
+        let (conn, handle, _messages) = in_netns(Some(&ns), || {
+            // The socket registers with the runtime's reactor when it is made.
+            let _entered = rt.enter();
+            rtnetlink::new_connection().map_err(|source| Error::Netns {
+                path: netns.to_path_buf(),
+                what: "refused an rtnetlink socket",
+                source,
+            })
+        })?;
+        let task = rt.spawn(conn);
+        Ok(Netlink {
+            handle,
+            writes: Arc::new(AtomicU64::new(0)),
+            netns: Some(ns),
+            _task: Arc::new(ConnTask(task)),
+        })
+    }
+
+    /// The namespace given to [`Netlink::connect_in`]; None for [`Netlink::connect`].
+    pub fn netns(&self) -> Option<&NetnsFile> {
+        self.netns.as_deref()
+    }
+
+    /// The namespace for messages: its path, or "this namespace".
+    pub(super) fn netns_name(&self) -> String {
+        match &self.netns {
+            Some(ns) => ns.to_string(),
+            None => "this namespace".to_string(),
+        }
+    }
+
+    pub(super) fn netns_arc(&self) -> Option<&Arc<NetnsFile>> {
+        self.netns.as_ref()
+    }
+
+    pub(super) fn count_write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// How many changes this handle (and its clones) asked the kernel for.
@@ -767,7 +862,7 @@ impl Netlink {
 
     /// Sends one request and collects the messages of the answer; an error answer becomes
     /// the io::Error of its errno.
-    async fn request(
+    pub(super) async fn request(
         &self,
         msg: RouteNetlinkMessage,
         flags: u16,
@@ -791,7 +886,7 @@ impl Netlink {
     }
 
     /// A request that changes something (counted), acknowledged.
-    async fn write(&self, msg: RouteNetlinkMessage, extra_flags: u16) -> io::Result<()> {
+    pub(super) async fn write(&self, msg: RouteNetlinkMessage, extra_flags: u16) -> io::Result<()> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.request(msg, NLM_F_REQUEST | NLM_F_ACK | extra_flags)
             .await
@@ -828,7 +923,7 @@ impl Netlink {
         }
     }
 
-    async fn set_link(
+    pub(super) async fn set_link(
         &self,
         link: &Link,
         what: String,
@@ -1017,13 +1112,18 @@ impl Netlink {
 
     /// `net.ipv6.conf.<link>.disable_ipv6`, None when the kernel has no IPv6 for it.
     pub fn ipv6_disabled(&self, link: &Link) -> Result<Option<bool>, Error> {
-        match std::fs::read_to_string(disable_ipv6_path(&link.name)) {
+        // /proc/sys/net shows the namespace of the thread that opens it.
+        let path = disable_ipv6_path(&link.name);
+        match in_netns(self.netns(), || {
+            std::fs::read_to_string(&path).map_err(Error::Socket)
+        }) {
             Ok(s) => Ok(Some(s.trim() == "1")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::request(
+            Err(Error::Socket(e)) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(Error::Socket(e)) => Err(Error::request(
                 format!("reading disable_ipv6 of link {link}"),
                 e,
             )),
+            Err(e) => Err(e),
         }
     }
 
@@ -1031,15 +1131,14 @@ impl Netlink {
     /// addresses, its link-local one included; enabling regenerates the link-local one).
     pub fn set_ipv6_disabled(&self, link: &Link, disabled: bool) -> Result<(), Error> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        std::fs::write(
-            disable_ipv6_path(&link.name),
-            if disabled { "1" } else { "0" },
-        )
-        .map_err(|e| {
-            Error::request(
-                format!("setting disable_ipv6={} on link {link}", u8::from(disabled)),
-                e,
-            )
+        let path = disable_ipv6_path(&link.name);
+        in_netns(self.netns(), || {
+            std::fs::write(&path, if disabled { "1" } else { "0" }).map_err(|e| {
+                Error::request(
+                    format!("setting disable_ipv6={} on link {link}", u8::from(disabled)),
+                    e,
+                )
+            })
         })
     }
 }
@@ -1048,7 +1147,7 @@ fn disable_ipv6_path(name: &str) -> String {
     format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6")
 }
 
-fn first_link(msgs: &[RouteNetlinkMessage]) -> Option<Link> {
+pub(super) fn first_link(msgs: &[RouteNetlinkMessage]) -> Option<Link> {
     msgs.iter().find_map(|m| match m {
         RouteNetlinkMessage::NewLink(l) => Some(Link::from_message(l)),
         _ => None,
