@@ -10,10 +10,10 @@
 //! | any other method | 405 with `Allow: GET`                                 |
 //!
 //! Connections are kept alive (HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with
-//! `Connection: keep-alive`); a request body a handler does not read is discarded. [`Limits`]
-//! bounds the request head's size, the time to send it and the connections served at once.
-//! Other routes (the CNI API) are added by serving a [`Router`] that merges [`endpoints`] with
-//! them.
+//! `Connection: keep-alive`); a request body no handler reads is drained, or the connection
+//! closed after the reply. [`Limits`] bounds the request head's size, the time to send it and
+//! the connections served at once. Other routes (the CNI API) are added by serving a [`Router`]
+//! that merges [`endpoints`] with them.
 
 mod router;
 mod server;
