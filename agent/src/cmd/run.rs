@@ -82,6 +82,17 @@ pub struct RunArgs {
     /// Kube-OVN's node labels per provider network, rewritten atomically on change.
     #[arg(long, value_name = "PATH", env = "KOVS_STATUS_FILE")]
     pub status_file: Option<String>,
+    /// Serve the CNI API for kovs-cni on this unix socket (mode 0600) [default: none]
+    ///
+    /// Kube-OVN's protocol (POST /api/v1/add, /api/v1/del; GET /api/v1/status): the plugin's
+    /// netconf `server_socket` names it (kovs-cni's default: /run/openvswitch/kovs-daemon.sock).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "KOVS_CNI_SOCKET",
+        verbatim_doc_comment
+    )]
+    pub cni_socket: Option<String>,
 }
 
 /// A non-empty environment variable.
@@ -129,8 +140,13 @@ impl RunArgs {
             "" => None,
             p => Some(std::path::PathBuf::from(p)),
         };
+        let cni_socket = match self.cni_socket.as_deref().unwrap_or("") {
+            "" => None,
+            p => Some(std::path::PathBuf::from(p)),
+        };
         Ok(Config {
             status_file,
+            cni_socket,
             node,
             state,
             ovs_rundir,

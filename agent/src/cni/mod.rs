@@ -1,4 +1,5 @@
-//! The node-local side of CNI (issue "cni"): what a pod's ADD configures, decided from the
-//! compiler's validated state. The server that serves `kovs-cni` builds on this.
+//! The node-local side of CNI: the server `kovs-cni` talks to ([`server`]), and what a pod's
+//! ADD configures, decided from the compiler's validated state ([`pod_network`]).
 
 pub mod pod_network;
+pub mod server;

@@ -21,6 +21,7 @@ mod providers;
 pub mod readiness;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipelines::flowset::BR_INT;
@@ -31,6 +32,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::cni::pod_network::{self, MtuInputs};
+use crate::cni::server::CniServer;
 use crate::observe::http::{self, HttpState};
 use crate::observe::metrics::Metrics;
 use crate::observe::status::{self, StatusFile};
@@ -71,6 +73,11 @@ pub enum Error {
     Switch(#[from] flowlib::conn::Error),
     #[error("{0}")]
     Signal(std::io::Error),
+    #[error("--cni-socket {}: {source}", path.display())]
+    CniSocket {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The agent's settings; each flag also reads from the environment (Kube-OVN's names where it has them).
@@ -87,6 +94,8 @@ pub struct Config {
     pub metrics_addr: SocketAddr,
     /// Provider-network status (Kube-OVN's node labels) written here as JSON, when set.
     pub status_file: Option<std::path::PathBuf>,
+    /// The CNI API's unix socket, when served.
+    pub cni_socket: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -105,13 +114,31 @@ impl Config {
 
 /// Runs the agent until SIGTERM or Ctrl-C.
 pub async fn run(cfg: Config) -> Result<(), Error> {
-    run_with(cfg, None).await
-}
-
-/// Runs the agent, answering the CNI server at the other end of `cni`.
-pub async fn run_with(cfg: Config, cni: Option<LoopEnd>) -> Result<(), Error> {
     let (tx, rx) = mpsc::channel::<SwitchInput>(4096);
-    let mut d = Daemon::start(cfg, tx, cni).await?;
+    let (link, end) = match cfg.cni_socket {
+        Some(_) => {
+            let (link, end) = cni_link::link();
+            (Some(link), Some(end))
+        }
+        None => (None, None),
+    };
+    let mut d = Daemon::start(cfg, tx, end).await?;
+    if let (Some(link), Some(path)) = (link, d.cfg.cni_socket.clone()) {
+        let server = Arc::new(CniServer {
+            link,
+            vs: d.vs.clone(),
+            nl: Netlink::connect()?,
+            bridge: d.cfg.bridge.clone(),
+        });
+        let listener = http::bind_unix(&path)
+            .await
+            .map_err(|source| Error::CniSocket {
+                path: path.clone(),
+                source,
+            })?;
+        info!(path = %path.display(), "serving the CNI API");
+        tokio::spawn(listener.serve(crate::cni::server::router(server)));
+    }
     d.run(rx).await
 }
 

@@ -1,0 +1,315 @@
+//! The agent's CNI server: Kube-OVN's protocol on a unix socket (`kovs_cni::protocol`), so
+//! `kovs-cni` (or Kube-OVN's plugin) gets pods their network from kovs.
+//!
+//! ADD: refused with 503 ("try again later") before the agent's first full sync; waits (20 s,
+//! as Kube-OVN, woken by state changes) for the pod's address; makes the host side (a veth
+//! pair named from the container id) and its br-int port with `iface-id=<pod>.<namespace>`,
+//! removing an older port of the same iface-id; waits until br-int holds the pod's flows (the
+//! bundle's barrier reply, through the loop) and marks the Interface `ovn-installed`; then
+//! moves and configures the container end. Any failure after the port was made removes the
+//! port and the veth. DEL is idempotent. STATUS says whether the first full sync was made.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::{Method, StatusCode};
+use kovs_cni::protocol::{
+    CniRequest, CniResponse, IpConfig, Route as CniRoute, StatusResponse, ADD_PATH, DEL_PATH,
+    STATUS_PATH,
+};
+use tracing::{info, warn};
+
+use crate::cni::pod_network::PodNetwork;
+use crate::daemon::cni_link::{CniLink, WaitError};
+use crate::observe::http::{response, Request, Response, Router, JSON_CONTENT_TYPE as JSON};
+use crate::ovsdb::{Interface, PortSpec, Vswitch};
+use crate::sys::container::{Cidr, ContainerNic, PodRoute};
+use crate::sys::netlink::{mac_to_string, Netlink};
+use crate::sys::netns::NetnsFile;
+use crate::sys::veth::veth_names;
+
+/// How long ADD waits for the pod's address (Kube-OVN: 20 tries a second apart).
+const ADDRESS_WAIT: Duration = Duration::from_secs(20);
+/// How long ADD waits for the pod's flows once its port exists.
+const FLOWS_WAIT: Duration = Duration::from_secs(20);
+/// The largest request body read.
+const MAX_BODY: usize = 64 * 1024;
+/// `external_ids:vendor` of the ports kovs makes for pods (DEL and GC find them by it).
+pub const VENDOR: &str = "kovs";
+
+/// What the handlers share.
+pub struct CniServer {
+    pub link: CniLink,
+    pub vs: Vswitch,
+    pub nl: Netlink,
+    /// The integration bridge's OVS name.
+    pub bridge: String,
+}
+
+/// A failed request: the HTTP status and the message the plugin passes on.
+struct Failure(StatusCode, String);
+
+impl Failure {
+    fn internal(msg: impl Into<String>) -> Failure {
+        Failure(StatusCode::INTERNAL_SERVER_ERROR, msg.into())
+    }
+}
+
+/// The routes of the CNI API.
+pub fn router(server: Arc<CniServer>) -> Router {
+    let (add, del, status) = (server.clone(), server.clone(), server);
+    Router::new()
+        .route(Method::POST, ADD_PATH, move |req| {
+            let s = add.clone();
+            async move { reply(s.add(req).await.map(|r| json(StatusCode::OK, &r))) }
+        })
+        .route(Method::POST, DEL_PATH, move |req| {
+            let s = del.clone();
+            async move {
+                reply(
+                    s.del(req)
+                        .await
+                        .map(|()| response(StatusCode::NO_CONTENT, JSON, Vec::new())),
+                )
+            }
+        })
+        .route(Method::GET, STATUS_PATH, move |_| {
+            let s = status.clone();
+            async move { s.status() }
+        })
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    response(status, JSON, serde_json::to_vec(body).unwrap_or_default())
+}
+
+fn reply(r: Result<Response, Failure>) -> Response {
+    r.unwrap_or_else(|Failure(status, error)| {
+        json(
+            status,
+            &CniResponse {
+                error,
+                ..CniResponse::default()
+            },
+        )
+    })
+}
+
+async fn body(req: Request) -> Result<CniRequest, Failure> {
+    let bytes = http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("reading the request: {e}")))?
+        .to_bytes();
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))
+}
+
+impl CniServer {
+    fn status(&self) -> Response {
+        if self.link.is_ready() {
+            json(
+                StatusCode::OK,
+                &StatusResponse {
+                    ready: true,
+                    error: String::new(),
+                },
+            )
+        } else {
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &StatusResponse {
+                    ready: false,
+                    error: "the agent has not installed its first full state yet".into(),
+                },
+            )
+        }
+    }
+
+    async fn add(&self, req: Request) -> Result<CniResponse, Failure> {
+        if !self.link.is_ready() {
+            return Err(Failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the agent has not installed its first full state yet".into(),
+            ));
+        }
+        let r = body(req).await?;
+        if !matches!(r.provider.as_str(), "" | "ovn") {
+            return Err(Failure(
+                StatusCode::BAD_REQUEST,
+                format!("provider {} is not bound to any subnet", r.provider),
+            ));
+        }
+        let pod = format!("{}/{}", r.pod_namespace, r.pod_name);
+        let net = self
+            .link
+            .pod_network(&r.pod_namespace, &r.pod_name, ADDRESS_WAIT)
+            .await
+            .map_err(|e| Failure::internal(e.to_string()))?;
+        let netns = NetnsFile::open(Path::new(&r.net_ns))
+            .map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let (host, peer) = veth_names(&r.container_id, &r.if_name);
+        // A retried ADD for the same container starts over.
+        self.remove_host_side(&host).await;
+        let pair = self
+            .nl
+            .create_veth(&host, &peer, Some(net.mtu))
+            .await
+            .map_err(|e| Failure::internal(e.to_string()))?;
+        let made = self.plug(&r, &net, &host, &netns, &pair.peer).await;
+        match made {
+            Ok(resp) => {
+                info!(%pod, ip = %net.ip, port = %host, "pod network configured");
+                Ok(resp)
+            }
+            Err(e) => {
+                warn!(%pod, port = %host, "ADD failed, rolling back: {}", e.1);
+                self.remove_host_side(&host).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Everything of ADD after the veth pair exists; the caller undoes it on failure.
+    async fn plug(
+        &self,
+        r: &CniRequest,
+        net: &PodNetwork,
+        host: &str,
+        netns: &NetnsFile,
+        peer: &crate::sys::netlink::Link,
+    ) -> Result<CniResponse, Failure> {
+        let fail = |e: &dyn std::fmt::Display| Failure::internal(e.to_string());
+        let iface_id = format!("{}.{}", r.pod_name, r.pod_namespace);
+        self.remove_older_ports(&iface_id, host).await?;
+        let mut spec = PortSpec::new(&self.bridge, host, "");
+        spec.external_ids = self.external_ids(r, &iface_id);
+        self.vs.ensure_port(&spec).await.map_err(|e| fail(&e))?;
+        let host_link = self.nl.require_link(host).await.map_err(|e| fail(&e))?;
+        self.nl
+            .set_host_veth_up(&host_link)
+            .await
+            .map_err(|e| fail(&e))?;
+        self.link
+            .flows_installed(&iface_id, FLOWS_WAIT)
+            .await
+            .map_err(|e: WaitError| fail(&e))?;
+        // For tools that look for ovn-controller's marker.
+        spec.external_ids
+            .insert("ovn-installed".into(), "true".into());
+        self.vs.ensure_port(&spec).await.map_err(|e| fail(&e))?;
+
+        self.nl
+            .move_to_netns(peer, netns)
+            .await
+            .map_err(|e| fail(&e))?;
+        let inside = Netlink::connect_in(Path::new(&r.net_ns)).map_err(|e| fail(&e))?;
+        let mut routes = vec![PodRoute::default_via(IpAddr::V4(net.gateway))];
+        for extra in &r.routes {
+            if let Some(route) = pod_route(extra) {
+                routes.push(route);
+            }
+        }
+        let nic = ContainerNic {
+            ifname: r.if_name.clone(),
+            mac: Some(net.mac),
+            mtu: Some(net.mtu),
+            addresses: vec![Cidr::new(IpAddr::V4(net.ip), net.prefix_len)],
+            routes,
+            garp: true,
+        };
+        let iface = inside
+            .configure_container_nic(&peer.name, &nic)
+            .await
+            .map_err(|e| fail(&e))?;
+        Ok(CniResponse {
+            ips: vec![IpConfig {
+                protocol: "IPv4".into(),
+                ip: net.ip.to_string(),
+                cidr: net.cidr.to_string(),
+                gateway: net.gateway.to_string(),
+            }],
+            mac_address: mac_to_string(&net.mac),
+            routes: iface
+                .routes
+                .iter()
+                .map(|rt| CniRoute {
+                    destination: match rt.dst {
+                        Some(d) if rt.dst_len > 0 => format!("{d}/{}", rt.dst_len),
+                        _ => String::new(),
+                    },
+                    gateway: rt.gateway.map(|g| g.to_string()).unwrap_or_default(),
+                })
+                .collect(),
+            mtu: net.mtu,
+            nic_name: r.if_name.clone(),
+            dns: r.dns.clone(),
+            error: String::new(),
+        })
+    }
+
+    fn external_ids(&self, r: &CniRequest, iface_id: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("iface-id".into(), iface_id.to_string()),
+            ("vendor".into(), VENDOR.into()),
+            ("pod_name".into(), r.pod_name.clone()),
+            ("pod_namespace".into(), r.pod_namespace.clone()),
+            ("pod_netns".into(), r.net_ns.clone()),
+            ("container_id".into(), r.container_id.clone()),
+            ("ifname".into(), r.if_name.clone()),
+        ])
+    }
+
+    /// Another port carrying this iface-id (an earlier sandbox of the pod) would take its
+    /// flows: it goes.
+    async fn remove_older_ports(&self, iface_id: &str, keep: &str) -> Result<(), Failure> {
+        let rows: Vec<Interface> = self
+            .vs
+            .select(Vec::new())
+            .await
+            .map_err(|e| Failure::internal(e.to_string()))?;
+        for old in rows
+            .iter()
+            .filter(|i| i.iface_id() == Some(iface_id) && i.name != keep)
+        {
+            info!(port = %old.name, %iface_id, "removing an older port of the pod");
+            self.vs
+                .delete_port(&self.bridge, &old.name)
+                .await
+                .map_err(|e| Failure::internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The br-int port and the veth of a host end; what is already gone is fine.
+    async fn remove_host_side(&self, host: &str) {
+        if let Err(e) = self.vs.delete_port(&self.bridge, host).await {
+            warn!(port = %host, "ovsdb: deleting: {e}");
+        }
+        if let Err(e) = self.nl.delete_link(host).await {
+            warn!(port = %host, "deleting the veth: {e}");
+        }
+    }
+
+    async fn del(&self, req: Request) -> Result<(), Failure> {
+        let r = body(req).await?;
+        let (host, _) = veth_names(&r.container_id, &r.if_name);
+        self.remove_host_side(&host).await;
+        info!(pod = %format!("{}/{}", r.pod_namespace, r.pod_name), port = %host, "pod network removed");
+        Ok(())
+    }
+}
+
+/// A netconf route (`dst` CIDR, optional `gw`); others are skipped, as Kube-OVN does.
+fn pod_route(r: &CniRoute) -> Option<PodRoute> {
+    let dst: Cidr = r.destination.parse().ok()?;
+    let gateway = match r.gateway.as_str() {
+        "" => None,
+        g => Some(g.parse().ok()?),
+    };
+    Some(PodRoute { dst, gateway })
+}

@@ -1,0 +1,175 @@
+//! kovs-cni end to end: the real plugin binary, run as a container runtime runs it (environment
+//! and netconf on stdin), against `kovs-agent run --cni-socket` on two nodes (each its own
+//! ovs-vswitchd in its own network namespace). The "containers" are network namespaces the
+//! test makes; the agent makes the veth, the br-int port and the container interface.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use kovs_tests::{AgentProcess, Netns, NodeSpec, Topology};
+use serde_json::Value;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_kovs-agent");
+
+/// The kovs-cni binary of this build (built here when the test runs alone).
+fn plugin() -> PathBuf {
+    let dir = Path::new(AGENT).parent().unwrap().to_path_buf();
+    let bin = dir.join("kovs-cni");
+    let st = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "kovs-cni", "--bin", "kovs-cni"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build -p kovs-cni");
+    assert!(st.success(), "building kovs-cni");
+    assert!(bin.exists(), "{} missing", bin.display());
+    bin
+}
+
+fn node_yaml(name: &str, ip: Ipv4Addr) -> String {
+    format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\nstatus:\n  addresses:\n  - type: InternalIP\n    address: {ip}\n---\n")
+}
+
+fn pod_yaml(name: &str, node: &str, ip: &str, mac: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: default\n  annotations:\n    ovn.kubernetes.io/ip_address: {ip}\n    ovn.kubernetes.io/mac_address: {mac}\n    ovn.kubernetes.io/logical_switch: ovn-default\nspec:\n  nodeName: {node}\n---\n")
+}
+
+fn start_agent(topo: &Topology, node: &str, state: &Path) -> (AgentProcess, PathBuf) {
+    let sb = topo.node(node).sandbox();
+    let sock = sb.dir().join("kovs-daemon.sock");
+    let mut cmd = sb.command(AGENT);
+    cmd.args(["run", "--node", node, "--state"])
+        .arg(state)
+        .arg("--ovs-rundir")
+        .arg(sb.dir())
+        .args(["--datapath", "netdev", "--metrics-addr", "127.0.0.1:10665"])
+        .arg("--cni-socket")
+        .arg(&sock)
+        .env("KOVS_LOG", "info");
+    let agent = AgentProcess::spawn(cmd, sb.dir().join("kovs-agent.log")).expect("agent starts");
+    assert!(
+        agent.wait_log(" ready", Duration::from_secs(20)),
+        "{}",
+        agent.log()
+    );
+    (agent, sock)
+}
+
+/// Runs the plugin; (exit code, stdout as JSON).
+fn cni(plugin: &Path, verb: &str, sock: &Path, pod: &str, cid: &str, netns: &str) -> (i32, Value) {
+    let conf = serde_json::json!({
+        "cniVersion": "1.0.0", "name": "kovs", "type": "kovs-cni",
+        "server_socket": sock.display().to_string(),
+    });
+    let mut child = Command::new(plugin)
+        .env("CNI_COMMAND", verb)
+        .env("CNI_CONTAINERID", cid)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", "/nonexistent")
+        .env(
+            "CNI_ARGS",
+            format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod}"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("kovs-cni runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(conf.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn ports(topo: &Topology, node: &str) -> String {
+    topo.node(node)
+        .sandbox()
+        .vsctl(&["list-ports", "br-int"])
+        .unwrap()
+}
+
+#[test]
+fn pods_get_their_network_from_kovs_cni_and_reach_each_other_across_nodes() {
+    let plugin = plugin();
+    let topo = Topology::new(&[
+        NodeSpec::new("node1", Ipv4Addr::new(172, 18, 0, 1), 24),
+        NodeSpec::new("node2", Ipv4Addr::new(172, 18, 0, 2), 24),
+    ])
+    .expect("two-node topology");
+    let dir = topo.node("node1").sandbox().dir().join("state");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut state = String::new();
+    state += &node_yaml("node1", topo.node("node1").underlay_ip());
+    state += &node_yaml("node2", topo.node("node2").underlay_ip());
+    state += "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata:\n  name: ovn-default\nspec:\n  cidrBlock: 10.16.0.0/16\n  gateway: 10.16.0.1\n---\n";
+    state += &pod_yaml("pod-x", "node1", "10.16.0.20", "00:00:00:ab:00:20");
+    state += &pod_yaml("pod-y", "node2", "10.16.0.21", "00:00:00:ab:00:21");
+    std::fs::write(dir.join("cluster.yaml"), state).unwrap();
+    let (agent1, sock1) = start_agent(&topo, "node1", &dir);
+    let (agent2, sock2) = start_agent(&topo, "node2", &dir);
+
+    let x = Netns::new("kovs-cni-x").unwrap();
+    let y = Netns::new("kovs-cni-y").unwrap();
+    let netns = |n: &Netns| format!("/var/run/netns/{}", n.name());
+    let cid_x = format!("{:064x}", 0xaa01u32);
+    let cid_y = format!("{:064x}", 0xaa02u32);
+
+    let (code, res) = cni(&plugin, "ADD", &sock1, "pod-x", &cid_x, &netns(&x));
+    assert_eq!(code, 0, "{res}\n{}", agent1.log());
+    assert_eq!(res["ips"][0]["address"], "10.16.0.20/16", "{res}");
+    assert_eq!(res["ips"][0]["gateway"], "10.16.0.1", "{res}");
+    assert_eq!(res["interfaces"][0]["mac"], "00:00:00:ab:00:20", "{res}");
+    assert_eq!(res["interfaces"][0]["name"], "eth0", "{res}");
+    let (code, res) = cni(&plugin, "ADD", &sock2, "pod-y", &cid_y, &netns(&y));
+    assert_eq!(code, 0, "{res}\n{}", agent2.log());
+
+    // ADD returned after the flows were acknowledged: the first ping crosses the tunnel.
+    let out = x
+        .exec("ping", &["-c", "3", "-i", "0.2", "-W", "2", "10.16.0.21"])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pod-x -> pod-y: {}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        agent1.log(),
+        agent2.log()
+    );
+    let mtu = x.exec("cat", &["/sys/class/net/eth0/mtu"]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&mtu.stdout).trim(), "1400");
+    let (host_x, _) = kovs_agent::sys::veth::veth_names(&cid_x, "eth0");
+    assert!(ports(&topo, "node1").contains(&host_x));
+    let installed = topo
+        .node("node1")
+        .sandbox()
+        .vsctl(&["get", "interface", &host_x, "external_ids:ovn-installed"])
+        .unwrap();
+    assert_eq!(installed.trim(), "\"true\"");
+
+    // DEL removes the port and the veth; a second DEL, and one without a netns, succeed.
+    for ns in [netns(&x), netns(&x), String::new()] {
+        let (code, res) = cni(&plugin, "DEL", &sock1, "pod-x", &cid_x, &ns);
+        assert_eq!(code, 0, "{res}");
+    }
+    assert!(!ports(&topo, "node1").contains(&host_x));
+    let links = topo
+        .node("node1")
+        .sandbox()
+        .exec("ip", &["-o", "link"])
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains(&host_x),
+        "the veth is gone"
+    );
+    let (code, _) = cni(&plugin, "DEL", &sock2, "pod-y", &cid_y, &netns(&y));
+    assert_eq!(code, 0);
+    kovs_tests::assert_sync_order(&agent1.log());
+    kovs_tests::assert_sync_order(&agent2.log());
+}
