@@ -59,10 +59,26 @@ fn start_agent(topo: &Topology, node: &str, state: &Path) -> (AgentProcess, Path
 
 /// Runs the plugin; (exit code, stdout as JSON).
 fn cni(plugin: &Path, verb: &str, sock: &Path, pod: &str, cid: &str, netns: &str) -> (i32, Value) {
-    let conf = serde_json::json!({
-        "cniVersion": "1.0.0", "name": "kovs", "type": "kovs-cni",
+    cni_with(plugin, verb, sock, pod, cid, netns, &[])
+}
+
+/// [`cni`] with extra netconf keys (`prevResult`, `cni.dev/valid-attachments`).
+fn cni_with(
+    plugin: &Path,
+    verb: &str,
+    sock: &Path,
+    pod: &str,
+    cid: &str,
+    netns: &str,
+    extra: &[(&str, Value)],
+) -> (i32, Value) {
+    let mut conf = serde_json::json!({
+        "cniVersion": "1.1.0", "name": "kovs", "type": "kovs-cni",
         "server_socket": sock.display().to_string(),
     });
+    for (k, v) in extra {
+        conf[*k] = v.clone();
+    }
     let mut child = Command::new(plugin)
         .env("CNI_COMMAND", verb)
         .env("CNI_CONTAINERID", cid)
@@ -124,6 +140,7 @@ fn pods_get_their_network_from_kovs_cni_and_reach_each_other_across_nodes() {
 
     let (code, res) = cni(&plugin, "ADD", &sock1, "pod-x", &cid_x, &netns(&x));
     assert_eq!(code, 0, "{res}\n{}", agent1.log());
+    let res_x = res.clone();
     assert_eq!(res["ips"][0]["address"], "10.16.0.20/16", "{res}");
     assert_eq!(res["ips"][0]["gateway"], "10.16.0.1", "{res}");
     assert_eq!(res["interfaces"][0]["mac"], "00:00:00:ab:00:20", "{res}");
@@ -152,6 +169,31 @@ fn pods_get_their_network_from_kovs_cni_and_reach_each_other_across_nodes() {
         .vsctl(&["get", "interface", &host_x, "external_ids:ovn-installed"])
         .unwrap();
     assert_eq!(installed.trim(), "\"true\"");
+
+    // CHECK compares what ADD returned with what is there, and names what differs.
+    let prev = [("prevResult", res_x)];
+    let (code, out) = cni_with(&plugin, "CHECK", &sock1, "pod-x", &cid_x, &netns(&x), &prev);
+    assert_eq!(code, 0, "{out}");
+    x.exec("ip", &["route", "del", "default"]).unwrap();
+    let (code, out) = cni_with(&plugin, "CHECK", &sock1, "pod-x", &cid_x, &netns(&x), &prev);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("route default via 10.16.0.1"),
+        "{out}"
+    );
+
+    // GC with no valid attachment removes node2's pod port (and only kovs's ports).
+    let (host_y, _) = kovs_agent::sys::veth::veth_names(&cid_y, "eth0");
+    assert!(ports(&topo, "node2").contains(&host_y));
+    let none = [("cni.dev/valid-attachments", serde_json::json!([]))];
+    let (code, out) = cni_with(&plugin, "GC", &sock2, "", "", "", &none);
+    assert_eq!(code, 0, "{out}");
+    let left = ports(&topo, "node2");
+    assert!(!left.contains(&host_y), "{left}");
+    assert!(left.contains("kovs0"), "the node port stays: {left}");
 
     // DEL removes the port and the veth; a second DEL, and one without a netns, succeed.
     for ns in [netns(&x), netns(&x), String::new()] {

@@ -18,9 +18,10 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 use kovs_cni::protocol::{
-    CniRequest, CniResponse, IpConfig, Route as CniRoute, StatusResponse, ADD_PATH, DEL_PATH,
-    STATUS_PATH,
+    CheckRequest, CniRequest, CniResponse, GcRequest, IpConfig, Route as CniRoute, StatusResponse,
+    ADD_PATH, CHECK_PATH, DEL_PATH, GC_PATH, STATUS_PATH,
 };
+use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 use crate::cni::pod_network::PodNetwork;
@@ -48,6 +49,44 @@ pub struct CniServer {
     pub nl: Netlink,
     /// The integration bridge's OVS name.
     pub bridge: String,
+    /// One lock per container: calls for one container are serialised, different
+    /// containers proceed in parallel.
+    pub containers: ContainerLocks,
+}
+
+/// Per-container locks, dropped when nobody holds them.
+#[derive(Default)]
+pub struct ContainerLocks(std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl ContainerLocks {
+    async fn lock(&self, container_id: &str) -> ContainerGuard<'_> {
+        let m = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(container_id.to_string()).or_default().clone()
+        };
+        let guard = m.clone().lock_owned().await;
+        ContainerGuard {
+            locks: self,
+            id: container_id.to_string(),
+            _guard: guard,
+        }
+    }
+}
+
+struct ContainerGuard<'a> {
+    locks: &'a ContainerLocks,
+    id: String,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for ContainerGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.locks.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Held by the map and this guard only: nobody else waits for it.
+        if map.get(&self.id).is_some_and(|m| Arc::strong_count(m) <= 2) {
+            map.remove(&self.id);
+        }
+    }
 }
 
 /// A failed request: the HTTP status and the message the plugin passes on.
@@ -61,7 +100,13 @@ impl Failure {
 
 /// The routes of the CNI API.
 pub fn router(server: Arc<CniServer>) -> Router {
-    let (add, del, status) = (server.clone(), server.clone(), server);
+    let (add, del, check, gc, status) = (
+        server.clone(),
+        server.clone(),
+        server.clone(),
+        server.clone(),
+        server,
+    );
     Router::new()
         .route(Method::POST, ADD_PATH, move |req| {
             let s = add.clone();
@@ -72,6 +117,20 @@ pub fn router(server: Arc<CniServer>) -> Router {
             async move {
                 reply(
                     s.del(req)
+                        .await
+                        .map(|()| response(StatusCode::NO_CONTENT, JSON, Vec::new())),
+                )
+            }
+        })
+        .route(Method::POST, CHECK_PATH, move |req| {
+            let s = check.clone();
+            async move { reply(s.check(req).await.map(|()| json(StatusCode::OK, &()))) }
+        })
+        .route(Method::POST, GC_PATH, move |req| {
+            let s = gc.clone();
+            async move {
+                reply(
+                    s.gc(req)
                         .await
                         .map(|()| response(StatusCode::NO_CONTENT, JSON, Vec::new())),
                 )
@@ -99,7 +158,7 @@ fn reply(r: Result<Response, Failure>) -> Response {
     })
 }
 
-async fn body(req: Request) -> Result<CniRequest, Failure> {
+async fn body<T: DeserializeOwned>(req: Request) -> Result<T, Failure> {
     let bytes = http_body_util::Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
@@ -137,7 +196,8 @@ impl CniServer {
                 "the agent has not installed its first full state yet".into(),
             ));
         }
-        let r = body(req).await?;
+        let r: CniRequest = body(req).await?;
+        let _serialised = self.containers.lock(&r.container_id).await;
         if !matches!(r.provider.as_str(), "" | "ovn") {
             return Err(Failure(
                 StatusCode::BAD_REQUEST,
@@ -296,10 +356,115 @@ impl CniServer {
     }
 
     async fn del(&self, req: Request) -> Result<(), Failure> {
-        let r = body(req).await?;
+        let r: CniRequest = body(req).await?;
+        let _serialised = self.containers.lock(&r.container_id).await;
         let (host, _) = veth_names(&r.container_id, &r.if_name);
         self.remove_host_side(&host).await;
         info!(pod = %format!("{}/{}", r.pod_namespace, r.pod_name), port = %host, "pod network removed");
+        Ok(())
+    }
+}
+
+impl CniServer {
+    /// CHECK: the pod's br-int port with its iface-id, and its interface in the container
+    /// against what ADD returned (MAC, addresses, routes); every mismatch is named.
+    async fn check(&self, req: Request) -> Result<(), Failure> {
+        let c: CheckRequest = body(req).await?;
+        let r = &c.request;
+        let _serialised = self.containers.lock(&r.container_id).await;
+        let (host, _) = veth_names(&r.container_id, &r.if_name);
+        let iface_id = format!("{}.{}", r.pod_name, r.pod_namespace);
+        let port = self
+            .vs
+            .by_name::<Interface>(&host)
+            .await
+            .map_err(|e| Failure::internal(e.to_string()))?;
+        match port {
+            None => {
+                return Err(Failure::internal(format!(
+                    "pod {}/{}: its port {host} is not in OVS",
+                    r.pod_namespace, r.pod_name
+                )))
+            }
+            Some(i) if i.iface_id() != Some(iface_id.as_str()) => {
+                return Err(Failure::internal(format!(
+                    "port {host} has iface-id {:?}, expected {iface_id}",
+                    i.iface_id().unwrap_or("")
+                )))
+            }
+            Some(_) => {}
+        }
+        let prev = &c.prev_result;
+        let mac = prev
+            .interfaces
+            .iter()
+            .find(|i| i.name == r.if_name)
+            .and_then(|i| crate::sys::netlink::parse_mac(&i.mac));
+        let mut addresses = Vec::new();
+        for ip in &prev.ips {
+            addresses.push(ip.address.parse::<Cidr>().map_err(|_| {
+                Failure(
+                    StatusCode::BAD_REQUEST,
+                    format!("prevResult address {:?} is not IP/LEN", ip.address),
+                )
+            })?);
+        }
+        let routes = prev
+            .routes
+            .iter()
+            .filter_map(|rt| {
+                pod_route(&CniRoute {
+                    destination: rt.dst.clone(),
+                    gateway: rt.gw.clone(),
+                })
+            })
+            .collect();
+        let nic = ContainerNic {
+            ifname: r.if_name.clone(),
+            mac,
+            mtu: None,
+            addresses,
+            routes,
+            garp: false,
+        };
+        let inside = Netlink::connect_in(Path::new(&r.net_ns))
+            .map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?;
+        inside
+            .check_container_nic(&nic)
+            .await
+            .map(|_| ())
+            .map_err(|e| Failure::internal(e.to_string()))
+    }
+
+    /// GC: the ports (and veths) kovs made for attachments not in the valid list; nothing
+    /// else (ports without kovs's vendor mark are never looked at).
+    async fn gc(&self, req: Request) -> Result<(), Failure> {
+        let g: GcRequest = body(req).await?;
+        let valid: std::collections::HashSet<(&str, &str)> = g
+            .valid_attachments
+            .iter()
+            .map(|a| (a.container_id.as_str(), a.if_name.as_str()))
+            .collect();
+        let rows: Vec<Interface> = self
+            .vs
+            .select(Vec::new())
+            .await
+            .map_err(|e| Failure::internal(e.to_string()))?;
+        for i in rows {
+            let ids = &i.external_ids;
+            if ids.get("vendor").map(String::as_str) != Some(VENDOR) {
+                continue;
+            }
+            let (Some(cid), Some(ifname)) = (ids.get("container_id"), ids.get("ifname")) else {
+                continue;
+            };
+            if valid.contains(&(cid.as_str(), ifname.as_str())) {
+                continue;
+            }
+            let _serialised = self.containers.lock(cid).await;
+            info!(port = %i.name, container = %cid, "gc: removing a stale pod port");
+            self.remove_host_side(&i.name).await;
+        }
         Ok(())
     }
 }
