@@ -105,6 +105,36 @@ fn cni_with(
     (out.status.code().unwrap_or(-1), v)
 }
 
+/// The agent's `/metrics` on `node`, over HTTP/1.0 from inside the node's namespace.
+fn metrics(topo: &Topology, node: &str) -> String {
+    let m = topo.node(node).sandbox().exec(
+        "bash",
+        &["-c", "exec 3<>/dev/tcp/127.0.0.1/10665; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"],
+    ).unwrap();
+    String::from_utf8_lossy(&m.stdout).to_string()
+}
+
+fn two_nodes() -> Topology {
+    Topology::new(&[
+        NodeSpec::new("node1", Ipv4Addr::new(172, 18, 0, 1), 24),
+        NodeSpec::new("node2", Ipv4Addr::new(172, 18, 0, 2), 24),
+    ])
+    .expect("two-node topology")
+}
+
+fn write_state(topo: &Topology) -> PathBuf {
+    let dir = topo.node("node1").sandbox().dir().join("state");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut state = String::new();
+    state += &node_yaml("node1", topo.node("node1").underlay_ip());
+    state += &node_yaml("node2", topo.node("node2").underlay_ip());
+    state += "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata:\n  name: ovn-default\nspec:\n  cidrBlock: 10.16.0.0/16\n  gateway: 10.16.0.1\n---\n";
+    state += &pod_yaml("pod-x", "node1", "10.16.0.20", "00:00:00:ab:00:20");
+    state += &pod_yaml("pod-y", "node2", "10.16.0.21", "00:00:00:ab:00:21");
+    std::fs::write(dir.join("cluster.yaml"), state).unwrap();
+    dir
+}
+
 fn ports(topo: &Topology, node: &str) -> String {
     topo.node(node)
         .sandbox()
@@ -115,20 +145,8 @@ fn ports(topo: &Topology, node: &str) -> String {
 #[test]
 fn pods_get_their_network_from_kovs_cni_and_reach_each_other_across_nodes() {
     let plugin = plugin();
-    let topo = Topology::new(&[
-        NodeSpec::new("node1", Ipv4Addr::new(172, 18, 0, 1), 24),
-        NodeSpec::new("node2", Ipv4Addr::new(172, 18, 0, 2), 24),
-    ])
-    .expect("two-node topology");
-    let dir = topo.node("node1").sandbox().dir().join("state");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut state = String::new();
-    state += &node_yaml("node1", topo.node("node1").underlay_ip());
-    state += &node_yaml("node2", topo.node("node2").underlay_ip());
-    state += "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata:\n  name: ovn-default\nspec:\n  cidrBlock: 10.16.0.0/16\n  gateway: 10.16.0.1\n---\n";
-    state += &pod_yaml("pod-x", "node1", "10.16.0.20", "00:00:00:ab:00:20");
-    state += &pod_yaml("pod-y", "node2", "10.16.0.21", "00:00:00:ab:00:21");
-    std::fs::write(dir.join("cluster.yaml"), state).unwrap();
+    let topo = two_nodes();
+    let dir = write_state(&topo);
     let (agent1, sock1) = start_agent(&topo, "node1", &dir);
     let (agent2, sock2) = start_agent(&topo, "node2", &dir);
 
@@ -212,6 +230,74 @@ fn pods_get_their_network_from_kovs_cni_and_reach_each_other_across_nodes() {
     );
     let (code, _) = cni(&plugin, "DEL", &sock2, "pod-y", &cid_y, &netns(&y));
     assert_eq!(code, 0);
+    let m = metrics(&topo, "node1");
+    for line in [
+        "kovs_cni_requests_total{verb=\"add\",result=\"ok\"} 1",
+        "kovs_cni_requests_total{verb=\"check\",result=\"error\"} 1",
+        "kovs_cni_add_seconds_count{phase=\"flows\"} 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} in\n{m}");
+    }
     kovs_tests::assert_sync_order(&agent1.log());
     kovs_tests::assert_sync_order(&agent2.log());
+}
+
+#[test]
+fn add_before_the_agent_is_ready_is_try_again_later_and_works_once_it_is() {
+    let plugin = plugin();
+    let mut topo = two_nodes();
+    let dir = write_state(&topo);
+    // No switch: the agent cannot make its first full sync.
+    topo.node_mut("node1")
+        .sandbox_mut()
+        .kill_vswitchd()
+        .unwrap();
+    let sb = topo.node("node1").sandbox();
+    let sock = sb.dir().join("kovs-daemon.sock");
+    let mut cmd = sb.command(AGENT);
+    cmd.args(["run", "--node", "node1", "--state"])
+        .arg(&dir)
+        .arg("--ovs-rundir")
+        .arg(sb.dir())
+        .args(["--datapath", "netdev", "--metrics-addr", "127.0.0.1:10665"])
+        .arg("--cni-socket")
+        .arg(&sock);
+    let agent = AgentProcess::spawn(cmd, sb.dir().join("kovs-agent.log")).unwrap();
+    assert!(
+        agent.wait_log("serving the CNI API", Duration::from_secs(20)),
+        "{}",
+        agent.log()
+    );
+    let x = Netns::new("kovs-cni-early").unwrap();
+    let ns = format!("/var/run/netns/{}", x.name());
+    let cid = format!("{:064x}", 0xee01u32);
+    let (code, out) = cni(&plugin, "ADD", &sock, "pod-x", &cid, &ns);
+    assert_eq!((code, out["code"].as_u64()), (1, Some(11)), "{out}");
+    let (code, out) = cni(&plugin, "STATUS", &sock, "", "", "");
+    assert_eq!((code, out["code"].as_u64()), (1, Some(50)), "{out}");
+    // Nothing was made.
+    let links = topo
+        .node("node1")
+        .sandbox()
+        .exec("ip", &["-o", "link"])
+        .unwrap();
+    let (host, _) = kovs_agent::sys::veth::veth_names(&cid, "eth0");
+    assert!(!String::from_utf8_lossy(&links.stdout).contains(&host));
+
+    topo.node_mut("node1")
+        .sandbox_mut()
+        .start_vswitchd()
+        .unwrap();
+    assert!(
+        agent.wait_log(" ready", Duration::from_secs(20)),
+        "{}",
+        agent.log()
+    );
+    let (code, out) = cni(&plugin, "STATUS", &sock, "", "", "");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cni(&plugin, "ADD", &sock, "pod-x", &cid, &ns);
+    assert_eq!(code, 0, "{out}\n{}", agent.log());
+    assert_eq!(out["ips"][0]["address"], "10.16.0.20/16", "{out}");
+    let (code, _) = cni(&plugin, "DEL", &sock, "pod-x", &cid, &ns);
+    assert_eq!(code, 0);
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use crate::cni::pod_network::PodNetwork;
 use crate::daemon::cni_link::{CniLink, WaitError};
 use crate::observe::http::{response, Request, Response, Router, JSON_CONTENT_TYPE as JSON};
+use crate::observe::metrics::Metrics;
 use crate::ovsdb::{Interface, PortSpec, Vswitch};
 use crate::sys::container::{Cidr, ContainerNic, PodRoute};
 use crate::sys::netlink::{mac_to_string, Netlink};
@@ -49,6 +50,7 @@ pub struct CniServer {
     pub nl: Netlink,
     /// The integration bridge's OVS name.
     pub bridge: String,
+    pub metrics: Metrics,
     /// One lock per container: calls for one container are serialised, different
     /// containers proceed in parallel.
     pub containers: ContainerLocks,
@@ -110,35 +112,43 @@ pub fn router(server: Arc<CniServer>) -> Router {
     Router::new()
         .route(Method::POST, ADD_PATH, move |req| {
             let s = add.clone();
-            async move { reply(s.add(req).await.map(|r| json(StatusCode::OK, &r))) }
+            async move {
+                let r = s.add(req).await;
+                s.metrics.cni_request("add", r.is_ok());
+                reply(r.map(|r| json(StatusCode::OK, &r)))
+            }
         })
         .route(Method::POST, DEL_PATH, move |req| {
             let s = del.clone();
             async move {
-                reply(
-                    s.del(req)
-                        .await
-                        .map(|()| response(StatusCode::NO_CONTENT, JSON, Vec::new())),
-                )
+                let r = s.del(req).await;
+                s.metrics.cni_request("del", r.is_ok());
+                reply(r.map(|()| response(StatusCode::NO_CONTENT, JSON, Vec::new())))
             }
         })
         .route(Method::POST, CHECK_PATH, move |req| {
             let s = check.clone();
-            async move { reply(s.check(req).await.map(|()| json(StatusCode::OK, &()))) }
+            async move {
+                let r = s.check(req).await;
+                s.metrics.cni_request("check", r.is_ok());
+                reply(r.map(|()| json(StatusCode::OK, &())))
+            }
         })
         .route(Method::POST, GC_PATH, move |req| {
             let s = gc.clone();
             async move {
-                reply(
-                    s.gc(req)
-                        .await
-                        .map(|()| response(StatusCode::NO_CONTENT, JSON, Vec::new())),
-                )
+                let r = s.gc(req).await;
+                s.metrics.cni_request("gc", r.is_ok());
+                reply(r.map(|()| response(StatusCode::NO_CONTENT, JSON, Vec::new())))
             }
         })
         .route(Method::GET, STATUS_PATH, move |_| {
             let s = status.clone();
-            async move { s.status() }
+            async move {
+                let r = s.status();
+                s.metrics.cni_request("status", r.status().is_success());
+                r
+            }
         })
 }
 
@@ -205,11 +215,14 @@ impl CniServer {
             ));
         }
         let pod = format!("{}/{}", r.pod_namespace, r.pod_name);
+        let t = Instant::now();
         let net = self
             .link
             .pod_network(&r.pod_namespace, &r.pod_name, ADDRESS_WAIT)
             .await
             .map_err(|e| Failure::internal(e.to_string()))?;
+        self.metrics
+            .cni_add_phase("address", t.elapsed().as_secs_f64());
         let netns = NetnsFile::open(Path::new(&r.net_ns))
             .map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?;
         let (host, peer) = veth_names(&r.container_id, &r.if_name);
@@ -244,6 +257,7 @@ impl CniServer {
         peer: &crate::sys::netlink::Link,
     ) -> Result<CniResponse, Failure> {
         let fail = |e: &dyn std::fmt::Display| Failure::internal(e.to_string());
+        let t = Instant::now();
         let iface_id = format!("{}.{}", r.pod_name, r.pod_namespace);
         self.remove_older_ports(&iface_id, host).await?;
         let mut spec = PortSpec::new(&self.bridge, host, "");
@@ -254,6 +268,9 @@ impl CniServer {
             .set_host_veth_up(&host_link)
             .await
             .map_err(|e| fail(&e))?;
+        self.metrics
+            .cni_add_phase("port", t.elapsed().as_secs_f64());
+        let t = Instant::now();
         self.link
             .flows_installed(&iface_id, FLOWS_WAIT)
             .await
@@ -262,7 +279,10 @@ impl CniServer {
         spec.external_ids
             .insert("ovn-installed".into(), "true".into());
         self.vs.ensure_port(&spec).await.map_err(|e| fail(&e))?;
+        self.metrics
+            .cni_add_phase("flows", t.elapsed().as_secs_f64());
 
+        let t = Instant::now();
         self.nl
             .move_to_netns(peer, netns)
             .await
@@ -286,6 +306,8 @@ impl CniServer {
             .configure_container_nic(&peer.name, &nic)
             .await
             .map_err(|e| fail(&e))?;
+        self.metrics
+            .cni_add_phase("netns", t.elapsed().as_secs_f64());
         Ok(CniResponse {
             ips: vec![IpConfig {
                 protocol: "IPv4".into(),
