@@ -92,7 +92,7 @@ impl Host {
             if current.iter().any(|c| c.same_path(r)) {
                 continue;
             }
-            self.nl.add_route(r, true).await?;
+            self.add_route_settled(r).await?;
             n_routes += 1;
         }
 
@@ -119,7 +119,7 @@ impl Host {
         let current = self.nl.all_routes().await?;
         for r in routes {
             if !current.iter().any(|c| c.same_path(r)) {
-                self.nl.add_route(r, true).await?;
+                self.add_route_settled(r).await?;
             }
             let stale = current.iter().filter(|c| {
                 from.is_some_and(|f| c.uses_link(f.index)) && !c.is_kernel() && c.same_key(r)
@@ -154,9 +154,35 @@ impl Host {
         let current = self.nl.all_routes().await?;
         for r in &ordered {
             if !current.iter().any(|c| c.same_path(r)) {
-                self.nl.add_route(r, true).await?;
+                self.add_route_settled(r).await?;
             }
         }
         Ok(())
+    }
+
+    /// Adds (replaces) `r`. A gateway the kernel finds unreachable just after the link's
+    /// addresses were added is tried again briefly: ovs-vswitchd may be reconfiguring the
+    /// bridge's device (it takes it down and up when it renames or reopens it), which drops
+    /// the link's prefix routes until the device is up again (seen once in 20 runs under load).
+    async fn add_route_settled(&self, r: &Route) -> Result<(), Error> {
+        const TRIES: u32 = 10;
+        const PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+        let mut tries = 1;
+        loop {
+            match self.nl.add_route(r, true).await {
+                Err(e) if e.errno() == Some(libc::ENETUNREACH) && tries < TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(PAUSE).await;
+                    if let Some(oif) = r.oif {
+                        if let Ok(Some(link)) = self.nl.link_by_index(oif).await {
+                            if !link.up {
+                                self.nl.set_up(&link, true).await?;
+                            }
+                        }
+                    }
+                }
+                other => return other.map_err(Into::into),
+            }
+        }
     }
 }
