@@ -301,3 +301,97 @@ fn add_before_the_agent_is_ready_is_try_again_later_and_works_once_it_is() {
     let (code, _) = cni(&plugin, "DEL", &sock, "pod-x", &cid, &ns);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn fifty_concurrent_adds_succeed_and_two_hundred_add_del_cycles_leave_nothing_behind() {
+    const PODS: usize = 50;
+    let plugin = plugin();
+    let topo = two_nodes();
+    let dir = write_state(&topo);
+    let mut extra = String::new();
+    for i in 0..PODS {
+        extra += &pod_yaml(
+            &format!("load-{i}"),
+            "node1",
+            &format!("10.16.1.{}", i + 10),
+            &format!("00:00:00:cc:01:{:02x}", i + 10),
+        );
+    }
+    std::fs::write(dir.join("load.yaml"), extra).unwrap();
+    let (agent, sock) = start_agent(&topo, "node1", &dir);
+    let sb = topo.node("node1").sandbox();
+    let flows_before = sb.dump_flows("br-int").unwrap();
+    let ports_before = ports(&topo, "node1");
+
+    let netns: Vec<Netns> = (0..PODS)
+        .map(|i| Netns::new(&format!("kovs-cni-l{i}")).unwrap())
+        .collect();
+    let path = |i: usize| format!("/var/run/netns/{}", netns[i].name());
+    // Container ids differ in their first 12 characters, as random ones do (veth names).
+    let cid = |i: usize, round: usize| format!("{i:04x}{round:08x}{:052x}", 0xc0);
+
+    // 50 ADDs at once.
+    let results: Vec<(i32, Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..PODS)
+            .map(|i| {
+                let (plugin, sock, ns) = (&plugin, &sock, path(i));
+                s.spawn(move || cni(plugin, "ADD", sock, &format!("load-{i}"), &cid(i, 0), &ns))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (code, res)) in results.iter().enumerate() {
+        assert_eq!(*code, 0, "load-{i}: {res}\n{}", agent.log());
+        assert_eq!(res["ips"][0]["address"], format!("10.16.1.{}/16", i + 10));
+    }
+    let out = netns[0]
+        .exec("ping", &["-c", "1", "-W", "2", "10.16.1.59"])
+        .unwrap();
+    assert!(out.status.success(), "load-0 -> load-49");
+    for i in 0..PODS {
+        let (code, res) = cni(
+            &plugin,
+            "DEL",
+            &sock,
+            &format!("load-{i}"),
+            &cid(i, 0),
+            &path(i),
+        );
+        assert_eq!(code, 0, "{res}");
+    }
+
+    // 200 ADD/DEL cycles over a few pods.
+    for round in 1..=200 {
+        let i = round % 4;
+        let pod = format!("load-{i}");
+        let (code, res) = cni(&plugin, "ADD", &sock, &pod, &cid(i, round), &path(i));
+        assert_eq!(code, 0, "round {round}: {res}\n{}", agent.log());
+        let (code, res) = cni(&plugin, "DEL", &sock, &pod, &cid(i, round), &path(i));
+        assert_eq!(code, 0, "round {round}: {res}");
+    }
+
+    // Nothing of those pods is left: ports, veths, flows are as before the first ADD.
+    assert_eq!(ports(&topo, "node1"), ports_before);
+    let links = sb.exec("ip", &["-o", "link"]).unwrap();
+    let links = String::from_utf8_lossy(&links.stdout).to_string();
+    assert!(!links.contains("_h"), "a host veth is left: {links}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let flows = sb.dump_flows("br-int").unwrap();
+        if flows == flows_before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flows differ from before the ADDs:\n{}",
+            flows
+                .iter()
+                .filter(|f| !flows_before.contains(f))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kovs_tests::assert_sync_order(&agent.log());
+}
