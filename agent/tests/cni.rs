@@ -395,3 +395,52 @@ fn fifty_concurrent_adds_succeed_and_two_hundred_add_del_cycles_leave_nothing_be
     }
     kovs_tests::assert_sync_order(&agent.log());
 }
+
+#[test]
+fn a_pod_with_an_invalid_address_is_refused_naming_the_field_and_nothing_is_left() {
+    let plugin = plugin();
+    let topo = two_nodes();
+    let dir = write_state(&topo);
+    std::fs::write(
+        dir.join("bad.yaml"),
+        pod_yaml("bad", "node1", "10.16.0.500", "00:00:00:ab:00:99"),
+    )
+    .unwrap();
+    let (agent, sock) = start_agent(&topo, "node1", &dir);
+    let ns = Netns::new("kovs-cni-bad").unwrap();
+    let cid = format!("{:064x}", 0xbad1u32);
+    let t = std::time::Instant::now();
+    let (code, out) = cni(
+        &plugin,
+        "ADD",
+        &sock,
+        "bad",
+        &cid,
+        &format!("/var/run/netns/{}", ns.name()),
+    );
+    let msg = out["msg"].as_str().unwrap_or("");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        msg.contains("default/bad") && msg.contains("ip_address"),
+        "{out}\n{}",
+        agent.log()
+    );
+    // It waited its bound (the state may have been fixed meanwhile), no longer.
+    assert!(t.elapsed() >= Duration::from_secs(19), "{:?}", t.elapsed());
+    let links = topo
+        .node("node1")
+        .sandbox()
+        .exec("ip", &["-o", "link"])
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&links.stdout).contains("_h"));
+    // A DEL after the failed ADD succeeds.
+    let (code, out) = cni(
+        &plugin,
+        "DEL",
+        &sock,
+        "bad",
+        &cid,
+        &format!("/var/run/netns/{}", ns.name()),
+    );
+    assert_eq!(code, 0, "{out}");
+}
