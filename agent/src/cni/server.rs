@@ -260,14 +260,16 @@ impl CniServer {
         let t = Instant::now();
         let iface_id = format!("{}.{}", r.pod_name, r.pod_namespace);
         self.remove_older_ports(&iface_id, host).await?;
-        let mut spec = PortSpec::new(&self.bridge, host, "");
-        spec.external_ids = self.external_ids(r, &iface_id);
-        self.vs.ensure_port(&spec).await.map_err(|e| fail(&e))?;
+        // Up before OVS has it: ovs-vswitchd sets promiscuous mode by reading the link's
+        // flags and writing them back, which would drop an "up" that came in between.
         let host_link = self.nl.require_link(host).await.map_err(|e| fail(&e))?;
         self.nl
             .set_host_veth_up(&host_link)
             .await
             .map_err(|e| fail(&e))?;
+        let mut spec = PortSpec::new(&self.bridge, host, "");
+        spec.external_ids = self.external_ids(r, &iface_id);
+        self.vs.ensure_port(&spec).await.map_err(|e| fail(&e))?;
         self.metrics
             .cni_add_phase("port", t.elapsed().as_secs_f64());
         let t = Instant::now();
