@@ -59,10 +59,26 @@ fn start_agent(topo: &Topology, node: &str, state: &Path) -> (AgentProcess, Path
 
 /// Runs the plugin; (exit code, stdout as JSON).
 fn cni(plugin: &Path, verb: &str, sock: &Path, pod: &str, cid: &str, netns: &str) -> (i32, Value) {
-    let conf = serde_json::json!({
-        "cniVersion": "1.0.0", "name": "kovs", "type": "kovs-cni",
+    cni_with(plugin, verb, sock, pod, cid, netns, &[])
+}
+
+/// [`cni`] with extra netconf keys (`prevResult`, `cni.dev/valid-attachments`).
+fn cni_with(
+    plugin: &Path,
+    verb: &str,
+    sock: &Path,
+    pod: &str,
+    cid: &str,
+    netns: &str,
+    extra: &[(&str, Value)],
+) -> (i32, Value) {
+    let mut conf = serde_json::json!({
+        "cniVersion": "1.1.0", "name": "kovs", "type": "kovs-cni",
         "server_socket": sock.display().to_string(),
     });
+    for (k, v) in extra {
+        conf[*k] = v.clone();
+    }
     let mut child = Command::new(plugin)
         .env("CNI_COMMAND", verb)
         .env("CNI_CONTAINERID", cid)
@@ -89,6 +105,36 @@ fn cni(plugin: &Path, verb: &str, sock: &Path, pod: &str, cid: &str, netns: &str
     (out.status.code().unwrap_or(-1), v)
 }
 
+/// The agent's `/metrics` on `node`, over HTTP/1.0 from inside the node's namespace.
+fn metrics(topo: &Topology, node: &str) -> String {
+    let m = topo.node(node).sandbox().exec(
+        "bash",
+        &["-c", "exec 3<>/dev/tcp/127.0.0.1/10665; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"],
+    ).unwrap();
+    String::from_utf8_lossy(&m.stdout).to_string()
+}
+
+fn two_nodes() -> Topology {
+    Topology::new(&[
+        NodeSpec::new("node1", Ipv4Addr::new(172, 18, 0, 1), 24),
+        NodeSpec::new("node2", Ipv4Addr::new(172, 18, 0, 2), 24),
+    ])
+    .expect("two-node topology")
+}
+
+fn write_state(topo: &Topology) -> PathBuf {
+    let dir = topo.node("node1").sandbox().dir().join("state");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut state = String::new();
+    state += &node_yaml("node1", topo.node("node1").underlay_ip());
+    state += &node_yaml("node2", topo.node("node2").underlay_ip());
+    state += "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata:\n  name: ovn-default\nspec:\n  cidrBlock: 10.16.0.0/16\n  gateway: 10.16.0.1\n---\n";
+    state += &pod_yaml("pod-x", "node1", "10.16.0.20", "00:00:00:ab:00:20");
+    state += &pod_yaml("pod-y", "node2", "10.16.0.21", "00:00:00:ab:00:21");
+    std::fs::write(dir.join("cluster.yaml"), state).unwrap();
+    dir
+}
+
 fn ports(topo: &Topology, node: &str) -> String {
     topo.node(node)
         .sandbox()
@@ -99,20 +145,8 @@ fn ports(topo: &Topology, node: &str) -> String {
 #[test]
 fn pods_get_their_network_from_kovs_cni_and_reach_each_other_across_nodes() {
     let plugin = plugin();
-    let topo = Topology::new(&[
-        NodeSpec::new("node1", Ipv4Addr::new(172, 18, 0, 1), 24),
-        NodeSpec::new("node2", Ipv4Addr::new(172, 18, 0, 2), 24),
-    ])
-    .expect("two-node topology");
-    let dir = topo.node("node1").sandbox().dir().join("state");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut state = String::new();
-    state += &node_yaml("node1", topo.node("node1").underlay_ip());
-    state += &node_yaml("node2", topo.node("node2").underlay_ip());
-    state += "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata:\n  name: ovn-default\nspec:\n  cidrBlock: 10.16.0.0/16\n  gateway: 10.16.0.1\n---\n";
-    state += &pod_yaml("pod-x", "node1", "10.16.0.20", "00:00:00:ab:00:20");
-    state += &pod_yaml("pod-y", "node2", "10.16.0.21", "00:00:00:ab:00:21");
-    std::fs::write(dir.join("cluster.yaml"), state).unwrap();
+    let topo = two_nodes();
+    let dir = write_state(&topo);
     let (agent1, sock1) = start_agent(&topo, "node1", &dir);
     let (agent2, sock2) = start_agent(&topo, "node2", &dir);
 
@@ -124,6 +158,7 @@ fn pods_get_their_network_from_kovs_cni_and_reach_each_other_across_nodes() {
 
     let (code, res) = cni(&plugin, "ADD", &sock1, "pod-x", &cid_x, &netns(&x));
     assert_eq!(code, 0, "{res}\n{}", agent1.log());
+    let res_x = res.clone();
     assert_eq!(res["ips"][0]["address"], "10.16.0.20/16", "{res}");
     assert_eq!(res["ips"][0]["gateway"], "10.16.0.1", "{res}");
     assert_eq!(res["interfaces"][0]["mac"], "00:00:00:ab:00:20", "{res}");
@@ -153,6 +188,31 @@ fn pods_get_their_network_from_kovs_cni_and_reach_each_other_across_nodes() {
         .unwrap();
     assert_eq!(installed.trim(), "\"true\"");
 
+    // CHECK compares what ADD returned with what is there, and names what differs.
+    let prev = [("prevResult", res_x)];
+    let (code, out) = cni_with(&plugin, "CHECK", &sock1, "pod-x", &cid_x, &netns(&x), &prev);
+    assert_eq!(code, 0, "{out}");
+    x.exec("ip", &["route", "del", "default"]).unwrap();
+    let (code, out) = cni_with(&plugin, "CHECK", &sock1, "pod-x", &cid_x, &netns(&x), &prev);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("route default via 10.16.0.1"),
+        "{out}"
+    );
+
+    // GC with no valid attachment removes node2's pod port (and only kovs's ports).
+    let (host_y, _) = kovs_agent::sys::veth::veth_names(&cid_y, "eth0");
+    assert!(ports(&topo, "node2").contains(&host_y));
+    let none = [("cni.dev/valid-attachments", serde_json::json!([]))];
+    let (code, out) = cni_with(&plugin, "GC", &sock2, "", "", "", &none);
+    assert_eq!(code, 0, "{out}");
+    let left = ports(&topo, "node2");
+    assert!(!left.contains(&host_y), "{left}");
+    assert!(left.contains("kovs0"), "the node port stays: {left}");
+
     // DEL removes the port and the veth; a second DEL, and one without a netns, succeed.
     for ns in [netns(&x), netns(&x), String::new()] {
         let (code, res) = cni(&plugin, "DEL", &sock1, "pod-x", &cid_x, &ns);
@@ -170,6 +230,74 @@ fn pods_get_their_network_from_kovs_cni_and_reach_each_other_across_nodes() {
     );
     let (code, _) = cni(&plugin, "DEL", &sock2, "pod-y", &cid_y, &netns(&y));
     assert_eq!(code, 0);
+    let m = metrics(&topo, "node1");
+    for line in [
+        "kovs_cni_requests_total{verb=\"add\",result=\"ok\"} 1",
+        "kovs_cni_requests_total{verb=\"check\",result=\"error\"} 1",
+        "kovs_cni_add_seconds_count{phase=\"flows\"} 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} in\n{m}");
+    }
     kovs_tests::assert_sync_order(&agent1.log());
     kovs_tests::assert_sync_order(&agent2.log());
+}
+
+#[test]
+fn add_before_the_agent_is_ready_is_try_again_later_and_works_once_it_is() {
+    let plugin = plugin();
+    let mut topo = two_nodes();
+    let dir = write_state(&topo);
+    // No switch: the agent cannot make its first full sync.
+    topo.node_mut("node1")
+        .sandbox_mut()
+        .kill_vswitchd()
+        .unwrap();
+    let sb = topo.node("node1").sandbox();
+    let sock = sb.dir().join("kovs-daemon.sock");
+    let mut cmd = sb.command(AGENT);
+    cmd.args(["run", "--node", "node1", "--state"])
+        .arg(&dir)
+        .arg("--ovs-rundir")
+        .arg(sb.dir())
+        .args(["--datapath", "netdev", "--metrics-addr", "127.0.0.1:10665"])
+        .arg("--cni-socket")
+        .arg(&sock);
+    let agent = AgentProcess::spawn(cmd, sb.dir().join("kovs-agent.log")).unwrap();
+    assert!(
+        agent.wait_log("serving the CNI API", Duration::from_secs(20)),
+        "{}",
+        agent.log()
+    );
+    let x = Netns::new("kovs-cni-early").unwrap();
+    let ns = format!("/var/run/netns/{}", x.name());
+    let cid = format!("{:064x}", 0xee01u32);
+    let (code, out) = cni(&plugin, "ADD", &sock, "pod-x", &cid, &ns);
+    assert_eq!((code, out["code"].as_u64()), (1, Some(11)), "{out}");
+    let (code, out) = cni(&plugin, "STATUS", &sock, "", "", "");
+    assert_eq!((code, out["code"].as_u64()), (1, Some(50)), "{out}");
+    // Nothing was made.
+    let links = topo
+        .node("node1")
+        .sandbox()
+        .exec("ip", &["-o", "link"])
+        .unwrap();
+    let (host, _) = kovs_agent::sys::veth::veth_names(&cid, "eth0");
+    assert!(!String::from_utf8_lossy(&links.stdout).contains(&host));
+
+    topo.node_mut("node1")
+        .sandbox_mut()
+        .start_vswitchd()
+        .unwrap();
+    assert!(
+        agent.wait_log(" ready", Duration::from_secs(20)),
+        "{}",
+        agent.log()
+    );
+    let (code, out) = cni(&plugin, "STATUS", &sock, "", "", "");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cni(&plugin, "ADD", &sock, "pod-x", &cid, &ns);
+    assert_eq!(code, 0, "{out}\n{}", agent.log());
+    assert_eq!(out["ips"][0]["address"], "10.16.0.20/16", "{out}");
+    let (code, _) = cni(&plugin, "DEL", &sock, "pod-x", &cid, &ns);
+    assert_eq!(code, 0);
 }

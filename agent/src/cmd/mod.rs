@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 pub mod compile;
 pub mod flows;
+pub mod install_cni;
 pub mod run;
 
 /// A flag's value kovs cannot use; the message names the flag (users and scripts see it).
@@ -58,6 +59,8 @@ pub enum Command {
     // Each command's help is the doc comment of its arguments' struct.
     Run(run::RunArgs),
     Compile(compile::CompileArgs),
+    #[command(name = "install-cni")]
+    InstallCni(install_cni::InstallCniArgs),
     Flows(flows::FlowsArgs),
 }
 
@@ -67,6 +70,7 @@ pub fn main(argv: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 
         Ok(cli) => match cli.command {
             Command::Run(a) => run::run(a),
             Command::Compile(a) => compile::run(a),
+            Command::InstallCni(a) => install_cni::run(a),
             Command::Flows(a) => flows::run(a),
         },
         Err(code) => code,

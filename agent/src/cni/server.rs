@@ -13,19 +13,21 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 use kovs_cni::protocol::{
-    CniRequest, CniResponse, IpConfig, Route as CniRoute, StatusResponse, ADD_PATH, DEL_PATH,
-    STATUS_PATH,
+    CheckRequest, CniRequest, CniResponse, GcRequest, IpConfig, Route as CniRoute, StatusResponse,
+    ADD_PATH, CHECK_PATH, DEL_PATH, GC_PATH, STATUS_PATH,
 };
+use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 use crate::cni::pod_network::PodNetwork;
 use crate::daemon::cni_link::{CniLink, WaitError};
 use crate::observe::http::{response, Request, Response, Router, JSON_CONTENT_TYPE as JSON};
+use crate::observe::metrics::Metrics;
 use crate::ovsdb::{Interface, PortSpec, Vswitch};
 use crate::sys::container::{Cidr, ContainerNic, PodRoute};
 use crate::sys::netlink::{mac_to_string, Netlink};
@@ -48,6 +50,45 @@ pub struct CniServer {
     pub nl: Netlink,
     /// The integration bridge's OVS name.
     pub bridge: String,
+    pub metrics: Metrics,
+    /// One lock per container: calls for one container are serialised, different
+    /// containers proceed in parallel.
+    pub containers: ContainerLocks,
+}
+
+/// Per-container locks, dropped when nobody holds them.
+#[derive(Default)]
+pub struct ContainerLocks(std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl ContainerLocks {
+    async fn lock(&self, container_id: &str) -> ContainerGuard<'_> {
+        let m = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(container_id.to_string()).or_default().clone()
+        };
+        let guard = m.clone().lock_owned().await;
+        ContainerGuard {
+            locks: self,
+            id: container_id.to_string(),
+            _guard: guard,
+        }
+    }
+}
+
+struct ContainerGuard<'a> {
+    locks: &'a ContainerLocks,
+    id: String,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for ContainerGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.locks.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Held by the map and this guard only: nobody else waits for it.
+        if map.get(&self.id).is_some_and(|m| Arc::strong_count(m) <= 2) {
+            map.remove(&self.id);
+        }
+    }
 }
 
 /// A failed request: the HTTP status and the message the plugin passes on.
@@ -61,25 +102,53 @@ impl Failure {
 
 /// The routes of the CNI API.
 pub fn router(server: Arc<CniServer>) -> Router {
-    let (add, del, status) = (server.clone(), server.clone(), server);
+    let (add, del, check, gc, status) = (
+        server.clone(),
+        server.clone(),
+        server.clone(),
+        server.clone(),
+        server,
+    );
     Router::new()
         .route(Method::POST, ADD_PATH, move |req| {
             let s = add.clone();
-            async move { reply(s.add(req).await.map(|r| json(StatusCode::OK, &r))) }
+            async move {
+                let r = s.add(req).await;
+                s.metrics.cni_request("add", r.is_ok());
+                reply(r.map(|r| json(StatusCode::OK, &r)))
+            }
         })
         .route(Method::POST, DEL_PATH, move |req| {
             let s = del.clone();
             async move {
-                reply(
-                    s.del(req)
-                        .await
-                        .map(|()| response(StatusCode::NO_CONTENT, JSON, Vec::new())),
-                )
+                let r = s.del(req).await;
+                s.metrics.cni_request("del", r.is_ok());
+                reply(r.map(|()| response(StatusCode::NO_CONTENT, JSON, Vec::new())))
+            }
+        })
+        .route(Method::POST, CHECK_PATH, move |req| {
+            let s = check.clone();
+            async move {
+                let r = s.check(req).await;
+                s.metrics.cni_request("check", r.is_ok());
+                reply(r.map(|()| json(StatusCode::OK, &())))
+            }
+        })
+        .route(Method::POST, GC_PATH, move |req| {
+            let s = gc.clone();
+            async move {
+                let r = s.gc(req).await;
+                s.metrics.cni_request("gc", r.is_ok());
+                reply(r.map(|()| response(StatusCode::NO_CONTENT, JSON, Vec::new())))
             }
         })
         .route(Method::GET, STATUS_PATH, move |_| {
             let s = status.clone();
-            async move { s.status() }
+            async move {
+                let r = s.status();
+                s.metrics.cni_request("status", r.status().is_success());
+                r
+            }
         })
 }
 
@@ -99,7 +168,7 @@ fn reply(r: Result<Response, Failure>) -> Response {
     })
 }
 
-async fn body(req: Request) -> Result<CniRequest, Failure> {
+async fn body<T: DeserializeOwned>(req: Request) -> Result<T, Failure> {
     let bytes = http_body_util::Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
@@ -137,7 +206,8 @@ impl CniServer {
                 "the agent has not installed its first full state yet".into(),
             ));
         }
-        let r = body(req).await?;
+        let r: CniRequest = body(req).await?;
+        let _serialised = self.containers.lock(&r.container_id).await;
         if !matches!(r.provider.as_str(), "" | "ovn") {
             return Err(Failure(
                 StatusCode::BAD_REQUEST,
@@ -145,11 +215,14 @@ impl CniServer {
             ));
         }
         let pod = format!("{}/{}", r.pod_namespace, r.pod_name);
+        let t = Instant::now();
         let net = self
             .link
             .pod_network(&r.pod_namespace, &r.pod_name, ADDRESS_WAIT)
             .await
             .map_err(|e| Failure::internal(e.to_string()))?;
+        self.metrics
+            .cni_add_phase("address", t.elapsed().as_secs_f64());
         let netns = NetnsFile::open(Path::new(&r.net_ns))
             .map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?;
         let (host, peer) = veth_names(&r.container_id, &r.if_name);
@@ -184,6 +257,7 @@ impl CniServer {
         peer: &crate::sys::netlink::Link,
     ) -> Result<CniResponse, Failure> {
         let fail = |e: &dyn std::fmt::Display| Failure::internal(e.to_string());
+        let t = Instant::now();
         let iface_id = format!("{}.{}", r.pod_name, r.pod_namespace);
         self.remove_older_ports(&iface_id, host).await?;
         let mut spec = PortSpec::new(&self.bridge, host, "");
@@ -194,6 +268,9 @@ impl CniServer {
             .set_host_veth_up(&host_link)
             .await
             .map_err(|e| fail(&e))?;
+        self.metrics
+            .cni_add_phase("port", t.elapsed().as_secs_f64());
+        let t = Instant::now();
         self.link
             .flows_installed(&iface_id, FLOWS_WAIT)
             .await
@@ -202,7 +279,10 @@ impl CniServer {
         spec.external_ids
             .insert("ovn-installed".into(), "true".into());
         self.vs.ensure_port(&spec).await.map_err(|e| fail(&e))?;
+        self.metrics
+            .cni_add_phase("flows", t.elapsed().as_secs_f64());
 
+        let t = Instant::now();
         self.nl
             .move_to_netns(peer, netns)
             .await
@@ -226,6 +306,8 @@ impl CniServer {
             .configure_container_nic(&peer.name, &nic)
             .await
             .map_err(|e| fail(&e))?;
+        self.metrics
+            .cni_add_phase("netns", t.elapsed().as_secs_f64());
         Ok(CniResponse {
             ips: vec![IpConfig {
                 protocol: "IPv4".into(),
@@ -296,10 +378,115 @@ impl CniServer {
     }
 
     async fn del(&self, req: Request) -> Result<(), Failure> {
-        let r = body(req).await?;
+        let r: CniRequest = body(req).await?;
+        let _serialised = self.containers.lock(&r.container_id).await;
         let (host, _) = veth_names(&r.container_id, &r.if_name);
         self.remove_host_side(&host).await;
         info!(pod = %format!("{}/{}", r.pod_namespace, r.pod_name), port = %host, "pod network removed");
+        Ok(())
+    }
+}
+
+impl CniServer {
+    /// CHECK: the pod's br-int port with its iface-id, and its interface in the container
+    /// against what ADD returned (MAC, addresses, routes); every mismatch is named.
+    async fn check(&self, req: Request) -> Result<(), Failure> {
+        let c: CheckRequest = body(req).await?;
+        let r = &c.request;
+        let _serialised = self.containers.lock(&r.container_id).await;
+        let (host, _) = veth_names(&r.container_id, &r.if_name);
+        let iface_id = format!("{}.{}", r.pod_name, r.pod_namespace);
+        let port = self
+            .vs
+            .by_name::<Interface>(&host)
+            .await
+            .map_err(|e| Failure::internal(e.to_string()))?;
+        match port {
+            None => {
+                return Err(Failure::internal(format!(
+                    "pod {}/{}: its port {host} is not in OVS",
+                    r.pod_namespace, r.pod_name
+                )))
+            }
+            Some(i) if i.iface_id() != Some(iface_id.as_str()) => {
+                return Err(Failure::internal(format!(
+                    "port {host} has iface-id {:?}, expected {iface_id}",
+                    i.iface_id().unwrap_or("")
+                )))
+            }
+            Some(_) => {}
+        }
+        let prev = &c.prev_result;
+        let mac = prev
+            .interfaces
+            .iter()
+            .find(|i| i.name == r.if_name)
+            .and_then(|i| crate::sys::netlink::parse_mac(&i.mac));
+        let mut addresses = Vec::new();
+        for ip in &prev.ips {
+            addresses.push(ip.address.parse::<Cidr>().map_err(|_| {
+                Failure(
+                    StatusCode::BAD_REQUEST,
+                    format!("prevResult address {:?} is not IP/LEN", ip.address),
+                )
+            })?);
+        }
+        let routes = prev
+            .routes
+            .iter()
+            .filter_map(|rt| {
+                pod_route(&CniRoute {
+                    destination: rt.dst.clone(),
+                    gateway: rt.gw.clone(),
+                })
+            })
+            .collect();
+        let nic = ContainerNic {
+            ifname: r.if_name.clone(),
+            mac,
+            mtu: None,
+            addresses,
+            routes,
+            garp: false,
+        };
+        let inside = Netlink::connect_in(Path::new(&r.net_ns))
+            .map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?;
+        inside
+            .check_container_nic(&nic)
+            .await
+            .map(|_| ())
+            .map_err(|e| Failure::internal(e.to_string()))
+    }
+
+    /// GC: the ports (and veths) kovs made for attachments not in the valid list; nothing
+    /// else (ports without kovs's vendor mark are never looked at).
+    async fn gc(&self, req: Request) -> Result<(), Failure> {
+        let g: GcRequest = body(req).await?;
+        let valid: std::collections::HashSet<(&str, &str)> = g
+            .valid_attachments
+            .iter()
+            .map(|a| (a.container_id.as_str(), a.if_name.as_str()))
+            .collect();
+        let rows: Vec<Interface> = self
+            .vs
+            .select(Vec::new())
+            .await
+            .map_err(|e| Failure::internal(e.to_string()))?;
+        for i in rows {
+            let ids = &i.external_ids;
+            if ids.get("vendor").map(String::as_str) != Some(VENDOR) {
+                continue;
+            }
+            let (Some(cid), Some(ifname)) = (ids.get("container_id"), ids.get("ifname")) else {
+                continue;
+            };
+            if valid.contains(&(cid.as_str(), ifname.as_str())) {
+                continue;
+            }
+            let _serialised = self.containers.lock(cid).await;
+            info!(port = %i.name, container = %cid, "gc: removing a stale pod port");
+            self.remove_host_side(&i.name).await;
+        }
         Ok(())
     }
 }

@@ -129,6 +129,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
             vs: d.vs.clone(),
             nl: Netlink::connect()?,
             bridge: d.cfg.bridge.clone(),
+            metrics: d.metrics.clone(),
+            containers: Default::default(),
         });
         let listener = http::bind_unix(&path)
             .await

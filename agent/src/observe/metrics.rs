@@ -26,6 +26,17 @@ struct PipelineLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CniLabels {
+    verb: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: String,
 }
@@ -60,6 +71,8 @@ struct Inner {
     ready: Gauge,
     pods_bound: Gauge,
     pod_port_seconds: Histogram,
+    cni_requests: Family<CniLabels, Counter>,
+    cni_add_seconds: Family<PhaseLabel, Histogram>,
 }
 
 /// Exponential bucket bounds from `10^from` to `10^to` seconds, three per
@@ -184,6 +197,22 @@ impl Metrics {
             pod_port_seconds.clone(),
         );
 
+        let cni_requests = Family::<CniLabels, Counter>::default();
+        registry.register(
+            "cni_requests",
+            "CNI requests served, by verb (add, del, check, gc, status) and result (ok, error)",
+            cni_requests.clone(),
+        );
+        let cni_add_seconds = Family::<PhaseLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(bundle_buckets())
+        });
+        registry.register_with_unit(
+            "cni_add",
+            "Time of a CNI ADD by phase: address (waiting for the pod's address), port (veth and OVS port), flows (until br-int holds the pod's flows), netns (the container side)",
+            Unit::Seconds,
+            cni_add_seconds.clone(),
+        );
+
         let pods_bound = Gauge::default();
         registry.register(
             "pods_bound",
@@ -222,6 +251,8 @@ impl Metrics {
                 ready,
                 pods_bound,
                 pod_port_seconds,
+                cni_requests,
+                cni_add_seconds,
             }),
         }
     }
@@ -267,6 +298,27 @@ impl Metrics {
             .objects_rejected
             .get_or_create(&KindLabel::new(kind))
             .set(n);
+    }
+
+    /// One CNI request served.
+    pub fn cni_request(&self, verb: &str, ok: bool) {
+        self.inner
+            .cni_requests
+            .get_or_create(&CniLabels {
+                verb: verb.to_string(),
+                result: if ok { "ok" } else { "error" }.to_string(),
+            })
+            .inc();
+    }
+
+    /// One phase of a CNI ADD took `secs`.
+    pub fn cni_add_phase(&self, phase: &str, secs: f64) {
+        self.inner
+            .cni_add_seconds
+            .get_or_create(&PhaseLabel {
+                phase: phase.to_string(),
+            })
+            .observe(secs);
     }
 
     /// One pod port whose flows the switch acknowledged `secs` after its ofport was reported.
