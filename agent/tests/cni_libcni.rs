@@ -218,6 +218,24 @@ fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// `ip link` of every node's pod ports (a host end left down shows here).
+fn host_ends(topo: &Topology) -> String {
+    let mut out = String::new();
+    for node in topo.nodes() {
+        for port in br_int_ports(topo, node.name()) {
+            if port.starts_with("kovs") {
+                continue;
+            }
+            let link = node
+                .sandbox()
+                .exec("ip", &["-o", "link", "show", &port])
+                .unwrap();
+            out += &format!("{}: {}", node.name(), String::from_utf8_lossy(&link.stdout));
+        }
+    }
+    out
+}
+
 fn two_nodes() -> Topology {
     Topology::new(&[
         NodeSpec::new("node1", Ipv4Addr::new(172, 18, 0, 1), 24),
@@ -304,10 +322,11 @@ fn libcni_add_del_for_each_cni_version_across_two_nodes() {
             .unwrap();
         assert!(
             ping.status.success(),
-            "cniVersion {version}: {} -> {}: {}\n{}",
+            "cniVersion {version}: {} -> {}: {}\nhost ends: {}\n{}",
             a.name,
             b.name,
             String::from_utf8_lossy(&ping.stdout),
+            host_ends(&topo),
             logs()
         );
 
@@ -336,10 +355,8 @@ fn libcni_add_del_for_each_cni_version_across_two_nodes() {
             "the veth is gone"
         );
         assert!(
-            eventually(Duration::from_secs(5), || port_flows(
-                &topo, "node1", ofp, &a.mac
-            )
-            .is_empty()),
+            eventually(Duration::from_secs(5), || port_flows(&topo, "node1", ofp)
+                .is_empty()),
             "flows of the deleted port remain: {:#?}",
             port_flows(&topo, "node1", ofp)
         );
