@@ -16,11 +16,9 @@ fi
 go=$(command -v go || true)
 [ -n "$go" ] || [ ! -x /usr/local/go/bin/go ] || go=/usr/local/go/bin/go
 if [ -z "$go" ]; then
-  echo "cnitool.sh: go not found; installing golang-go" >&2
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends golang-go >/dev/null
-  go=$(command -v go)
+  # Debian 12's golang-go (1.19) is too old for libcni 1.3 (go 1.21).
+  echo "cnitool.sh: go (1.21 or later) not found; install the Go toolchain first" >&2
+  exit 1
 fi
 
 echo "cnitool.sh: building cnitool $version into $dir" >&2
@@ -28,7 +26,7 @@ mkdir -p "$dir"
 tmp=$(mktemp -d "$dir.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # A build into a temporary directory, then a rename: a killed build leaves no half binary.
-GOBIN="$tmp" GOFLAGS=-buildvcs=false GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" \
+GOBIN="$tmp" GOFLAGS=-buildvcs=false GOTOOLCHAIN=local \
   "$go" install "github.com/containernetworking/cni/cnitool@$version" >&2
 mv -f "$tmp/cnitool" "$bin"
 echo "$bin"

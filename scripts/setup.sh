@@ -39,3 +39,6 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
+
+# cnitool (libcni's driver) for agent/tests/cni_libcni.rs: built once per machine, cached.
+"$(dirname "$0")/cnitool.sh" >/dev/null

@@ -131,6 +131,34 @@ impl Libcni {
     }
 }
 
+/// An attachment made through libcni: DEL through cnitool on drop, so its port, its veth and
+/// libcni's cache entry (`/var/lib/cni/results`) go even when the test fails half way.
+struct Attachment<'a> {
+    cni: &'a Libcni,
+    version: String,
+    netns: String,
+    pod: String,
+}
+
+impl Libcni {
+    fn attachment(&self, version: &str, netns: &str, pod: &str) -> Attachment<'_> {
+        Attachment {
+            cni: self,
+            version: version.into(),
+            netns: netns.into(),
+            pod: pod.into(),
+        }
+    }
+}
+
+impl Drop for Attachment<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .cni
+            .cnitool("del", &self.version, &self.netns, &self.pod);
+    }
+}
+
 fn kubelet_args(pod: &str) -> String {
     format!(
         "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod};K8S_POD_INFRA_CONTAINER_ID={}",
@@ -298,6 +326,8 @@ fn libcni_add_del_for_each_cni_version_across_two_nodes() {
         let ns_a = Netns::new("kovs-lca").unwrap();
         let ns_b = Netns::new("kovs-lcb").unwrap();
         let (path_a, path_b) = (netns_path(&ns_a), netns_path(&ns_b));
+        let _cleanup_a = cni1.attachment(version, &path_a, &a.name);
+        let _cleanup_b = cni2.attachment(version, &path_b, &b.name);
         let t = Instant::now();
         let add = cni1.cnitool("add", version, &path_a, &a.name);
         assert_eq!(add.code, 0, "cniVersion {version}: {add}\n{}", logs());
@@ -404,6 +434,7 @@ fn libcni_check() {
     for (version, pod) in VERSIONS.iter().zip(&pods) {
         let ns = Netns::new("kovs-lcc").unwrap();
         let path = netns_path(&ns);
+        let _cleanup = cni.attachment(version, &path, &pod.name);
         let add = cni.cnitool("add", version, &path, &pod.name);
         assert_eq!(add.code, 0, "{add}\n{}", agent.log());
         let check = cni.cnitool("check", version, &path, &pod.name);
@@ -452,6 +483,7 @@ fn libcni_del_after_a_failed_add() {
 
     let ns = Netns::new("kovs-lcf").unwrap();
     let path = netns_path(&ns);
+    let _cleanup = cni.attachment("1.0.0", &path, &bad.name);
     let t = Instant::now();
     let add = cni.cnitool("add", "1.0.0", &path, &bad.name);
     eprintln!("failed ADD took {:?}", t.elapsed());
