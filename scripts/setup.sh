@@ -11,6 +11,14 @@ command -v ethtool >/dev/null 2>&1      || need+=(ethtool)
 command -v ping >/dev/null 2>&1         || need+=(iputils-ping)
 command -v tcpdump >/dev/null 2>&1      || need+=(tcpdump)
 command -v pgrep >/dev/null 2>&1        || need+=(procps)
+# The CNI client tests (agent/tests/cni_podman.rs): podman with its CNI backend, runc (crun
+# rejects this VM's hybrid cgroups), the reference plugins, and a static busybox for a rootfs
+# without an image.
+command -v podman >/dev/null 2>&1       || need+=(podman)
+command -v runc >/dev/null 2>&1         || need+=(runc)
+[ -x /usr/lib/cni/loopback ]            || need+=(containernetworking-plugins)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+installed busybox-static                || need+=(busybox-static)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
@@ -31,3 +39,6 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
+
+# cnitool (libcni's driver) for agent/tests/cni_libcni.rs: built once per machine, cached.
+"$(dirname "$0")/cnitool.sh" >/dev/null

@@ -6,6 +6,7 @@
 //! Everything is cleaned up on drop; [`cleanup_stale`] removes what killed test processes left.
 
 pub mod agent;
+pub mod cni;
 mod names;
 mod netns;
 mod sandbox;
