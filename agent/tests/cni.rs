@@ -16,16 +16,7 @@ const AGENT: &str = env!("CARGO_BIN_EXE_kovs-agent");
 
 /// The kovs-cni binary of this build (built here when the test runs alone).
 fn plugin() -> PathBuf {
-    let dir = Path::new(AGENT).parent().unwrap().to_path_buf();
-    let bin = dir.join("kovs-cni");
-    let st = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "kovs-cni", "--bin", "kovs-cni"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build -p kovs-cni");
-    assert!(st.success(), "building kovs-cni");
-    assert!(bin.exists(), "{} missing", bin.display());
-    bin
+    kovs_tests::cni::build_plugin(Path::new(AGENT))
 }
 
 fn node_yaml(name: &str, ip: Ipv4Addr) -> String {
