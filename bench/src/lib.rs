@@ -2,6 +2,7 @@
 
 pub mod agent_bench;
 pub mod alloc_count;
+pub mod cni_bench;
 pub mod compile_bench;
 pub mod encode_bench;
 pub mod install_bench;

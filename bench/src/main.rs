@@ -85,6 +85,16 @@ enum Bench {
         #[arg(long, value_name = "TYPE", default_value = "internal")]
         port_type: String,
     },
+    /// The CNI plugin from exec to result: kovs-cni (ADD waits for the pod's flows) vs the
+    /// reference bridge + host-local plugins
+    Cni {
+        /// Pods the node already holds (added through kovs-cni first)
+        #[arg(long, value_name = "N", default_value = "100")]
+        pods: String,
+        /// ADD/DEL pairs timed on each side
+        #[arg(long, value_name = "N", default_value = "200")]
+        samples: String,
+    },
     /// Live heap of each part of the agent's state, for a node of about N flows
     Memory {
         /// How many flows
@@ -116,6 +126,9 @@ fn run(bench: Bench) -> Result<serde_json::Value, String> {
     use agent_bench::PortKind;
     match bench {
         Bench::Memory { flows } => agent_bench::memory(num("flows", &flows)?),
+        Bench::Cni { pods, samples } => {
+            kovs_bench::cni_bench::run(num("pods", &pods)?, num("samples", &samples)?)
+        }
         Bench::Restart { flows } => agent_bench::restart(num("flows", &flows)?),
         Bench::Delta { flows, change_pct } => agent_bench::delta(
             num("flows", &flows)?,
