@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use kovs_tests::cni::{CniAgent, StatePod};
 use kovs_tests::{AgentProcess, Netns, NodeSpec, Topology};
 use serde_json::Value;
 
@@ -19,33 +20,10 @@ fn plugin() -> PathBuf {
     kovs_tests::cni::build_plugin(Path::new(AGENT))
 }
 
-fn node_yaml(name: &str, ip: Ipv4Addr) -> String {
-    format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\nstatus:\n  addresses:\n  - type: InternalIP\n    address: {ip}\n---\n")
-}
-
-fn pod_yaml(name: &str, node: &str, ip: &str, mac: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: default\n  annotations:\n    ovn.kubernetes.io/ip_address: {ip}\n    ovn.kubernetes.io/mac_address: {mac}\n    ovn.kubernetes.io/logical_switch: ovn-default\nspec:\n  nodeName: {node}\n---\n")
-}
-
+/// `kovs-agent run --cni-socket` on `node`, ready: the process and its CNI socket.
 fn start_agent(topo: &Topology, node: &str, state: &Path) -> (AgentProcess, PathBuf) {
-    let sb = topo.node(node).sandbox();
-    let sock = sb.dir().join("kovs-daemon.sock");
-    let mut cmd = sb.command(AGENT);
-    cmd.args(["run", "--node", node, "--state"])
-        .arg(state)
-        .arg("--ovs-rundir")
-        .arg(sb.dir())
-        .args(["--datapath", "netdev", "--metrics-addr", "127.0.0.1:10665"])
-        .arg("--cni-socket")
-        .arg(&sock)
-        .env("KOVS_LOG", "info");
-    let agent = AgentProcess::spawn(cmd, sb.dir().join("kovs-agent.log")).expect("agent starts");
-    assert!(
-        agent.wait_log(" ready", Duration::from_secs(20)),
-        "{}",
-        agent.log()
-    );
-    (agent, sock)
+    let a = CniAgent::start(Path::new(AGENT), topo, node, state);
+    (a.process, a.socket)
 }
 
 /// Runs the plugin; (exit code, stdout as JSON).
@@ -113,17 +91,14 @@ fn two_nodes() -> Topology {
     .expect("two-node topology")
 }
 
-fn write_state(topo: &Topology) -> PathBuf {
-    let dir = topo.node("node1").sandbox().dir().join("state");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut state = String::new();
-    state += &node_yaml("node1", topo.node("node1").underlay_ip());
-    state += &node_yaml("node2", topo.node("node2").underlay_ip());
-    state += "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata:\n  name: ovn-default\nspec:\n  cidrBlock: 10.16.0.0/16\n  gateway: 10.16.0.1\n---\n";
-    state += &pod_yaml("pod-x", "node1", "10.16.0.20", "00:00:00:ab:00:20");
-    state += &pod_yaml("pod-y", "node2", "10.16.0.21", "00:00:00:ab:00:21");
-    std::fs::write(dir.join("cluster.yaml"), state).unwrap();
-    dir
+/// pod-x on node1 and pod-y on node2 (plus `extra`) in the shared test state.
+fn write_state(topo: &Topology, extra: &[StatePod]) -> PathBuf {
+    let mut pods = vec![
+        StatePod::new("pod-x", "node1", "10.16.0.20", "00:00:00:ab:00:20"),
+        StatePod::new("pod-y", "node2", "10.16.0.21", "00:00:00:ab:00:21"),
+    ];
+    pods.extend_from_slice(extra);
+    kovs_tests::cni::write_state(topo, &pods)
 }
 
 fn ports(topo: &Topology, node: &str) -> String {
@@ -137,7 +112,7 @@ fn ports(topo: &Topology, node: &str) -> String {
 fn pods_get_their_network_from_kovs_cni_and_reach_each_other_across_nodes() {
     let plugin = plugin();
     let topo = two_nodes();
-    let dir = write_state(&topo);
+    let dir = write_state(&topo, &[]);
     let (agent1, sock1) = start_agent(&topo, "node1", &dir);
     let (agent2, sock2) = start_agent(&topo, "node2", &dir);
 
@@ -237,7 +212,7 @@ fn pods_get_their_network_from_kovs_cni_and_reach_each_other_across_nodes() {
 fn add_before_the_agent_is_ready_is_try_again_later_and_works_once_it_is() {
     let plugin = plugin();
     let mut topo = two_nodes();
-    let dir = write_state(&topo);
+    let dir = write_state(&topo, &[]);
     // No switch: the agent cannot make its first full sync.
     topo.node_mut("node1")
         .sandbox_mut()
@@ -298,17 +273,16 @@ fn fifty_concurrent_adds_succeed_and_two_hundred_add_del_cycles_leave_nothing_be
     const PODS: usize = 50;
     let plugin = plugin();
     let topo = two_nodes();
-    let dir = write_state(&topo);
-    let mut extra = String::new();
+    let mut extra = Vec::new();
     for i in 0..PODS {
-        extra += &pod_yaml(
+        extra.push(StatePod::new(
             &format!("load-{i}"),
             "node1",
             &format!("10.16.1.{}", i + 10),
             &format!("00:00:00:cc:01:{:02x}", i + 10),
-        );
+        ));
     }
-    std::fs::write(dir.join("load.yaml"), extra).unwrap();
+    let dir = write_state(&topo, &extra);
     let (agent, sock) = start_agent(&topo, "node1", &dir);
     let sb = topo.node("node1").sandbox();
     let flows_before = sb.dump_flows("br-int").unwrap();
@@ -339,6 +313,23 @@ fn fifty_concurrent_adds_succeed_and_two_hundred_add_del_cycles_leave_nothing_be
         .exec("ping", &["-c", "1", "-W", "2", "10.16.1.59"])
         .unwrap();
     assert!(out.status.success(), "load-0 -> load-49");
+    // A new sandbox of load-0 (another container id, no DEL of the old one) takes over its
+    // iface-id: the older port goes.
+    let (old_host, _) = kovs_agent::sys::veth::veth_names(&cid(0, 0), "eth0");
+    let (new_host, _) = kovs_agent::sys::veth::veth_names(&cid(0, 999), "eth0");
+    let sandbox2 = Netns::new("kovs-cni-l0b").unwrap();
+    let path2 = format!("/var/run/netns/{}", sandbox2.name());
+    let (code, res) = cni(&plugin, "ADD", &sock, "load-0", &cid(0, 999), &path2);
+    assert_eq!(code, 0, "{res}");
+    let now = ports(&topo, "node1");
+    assert!(now.contains(&new_host) && !now.contains(&old_host), "{now}");
+    let old_eth0 = netns[0].exec("ip", &["link", "show", "eth0"]).unwrap();
+    assert!(
+        !old_eth0.status.success(),
+        "the older veth went with its port"
+    );
+    let (code, res) = cni(&plugin, "DEL", &sock, "load-0", &cid(0, 999), &path2);
+    assert_eq!(code, 0, "{res}");
     for i in 0..PODS {
         let (code, res) = cni(
             &plugin,
@@ -391,12 +382,8 @@ fn fifty_concurrent_adds_succeed_and_two_hundred_add_del_cycles_leave_nothing_be
 fn a_pod_with_an_invalid_address_is_refused_naming_the_field_and_nothing_is_left() {
     let plugin = plugin();
     let topo = two_nodes();
-    let dir = write_state(&topo);
-    std::fs::write(
-        dir.join("bad.yaml"),
-        pod_yaml("bad", "node1", "10.16.0.500", "00:00:00:ab:00:99"),
-    )
-    .unwrap();
+    let bad = StatePod::new("bad", "node1", "10.16.0.500", "00:00:00:ab:00:99");
+    let dir = write_state(&topo, &[bad]);
     let (agent, sock) = start_agent(&topo, "node1", &dir);
     let ns = Netns::new("kovs-cni-bad").unwrap();
     let cid = format!("{:064x}", 0xbad1u32);

@@ -28,6 +28,7 @@ use crate::cni::pod_network::PodNetwork;
 use crate::daemon::cni_link::{CniLink, WaitError};
 use crate::observe::http::{response, Request, Response, Router, JSON_CONTENT_TYPE as JSON};
 use crate::observe::metrics::Metrics;
+use crate::ovsdb::value::{cond, map_to_json};
 use crate::ovsdb::{Interface, PortSpec, Vswitch};
 use crate::sys::container::{Cidr, ContainerNic, PodRoute};
 use crate::sys::netlink::{mac_to_string, Netlink};
@@ -351,30 +352,35 @@ impl CniServer {
     /// Another port carrying this iface-id (an earlier sandbox of the pod) would take its
     /// flows: it goes.
     async fn remove_older_ports(&self, iface_id: &str, keep: &str) -> Result<(), Failure> {
+        // Only the rows with this iface-id: a node has hundreds of ports.
+        let id = BTreeMap::from([("iface-id".to_string(), iface_id.to_string())]);
+        let with_id = cond("external_ids", "includes", map_to_json(&id));
         let rows: Vec<Interface> = self
             .vs
-            .select(Vec::new())
+            .select(vec![with_id])
             .await
             .map_err(|e| Failure::internal(e.to_string()))?;
-        for old in rows
-            .iter()
-            .filter(|i| i.iface_id() == Some(iface_id) && i.name != keep)
-        {
+        for old in rows.iter().filter(|i| i.name != keep) {
             info!(port = %old.name, %iface_id, "removing an older port of the pod");
             self.vs
                 .delete_port(&self.bridge, &old.name)
                 .await
                 .map_err(|e| Failure::internal(e.to_string()))?;
+            // Its veth too, when it is one (an internal port went with the OVS port).
+            if let Err(e) = self.nl.delete_veth(&old.name).await {
+                warn!(port = %old.name, "deleting the older veth: {e}");
+            }
         }
         Ok(())
     }
 
-    /// The br-int port and the veth of a host end; what is already gone is fine.
+    /// The br-int port and the veth of a host end (never another kind of link); what is
+    /// already gone is fine.
     async fn remove_host_side(&self, host: &str) {
         if let Err(e) = self.vs.delete_port(&self.bridge, host).await {
             warn!(port = %host, "ovsdb: deleting: {e}");
         }
-        if let Err(e) = self.nl.delete_link(host).await {
+        if let Err(e) = self.nl.delete_veth(host).await {
             warn!(port = %host, "deleting the veth: {e}");
         }
     }

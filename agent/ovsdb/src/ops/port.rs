@@ -11,7 +11,7 @@ use super::{
 };
 use crate::rows::{Bridge, Interface, Port, Row};
 use crate::value::{col, map_to_json, named_uuid, opt_to_json, set_to_json, str_map};
-use crate::{Error, OWNER_KEY, OWNER_VALUE};
+use crate::{Error, Uuid, OWNER_KEY, OWNER_VALUE};
 
 /// What a kovs port (one Port with one Interface of the same name) should look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,13 +166,7 @@ impl Vswitch {
             return Ok(Some(Ensured::Unchanged));
         }
         let ops = vec![
-            op::wait(
-                Port::TABLE,
-                vec![uuid_is(&port.uuid), owner_cond()],
-                &["name"],
-                "!=",
-                json!([]),
-            ),
+            port_still_owned(&port.uuid),
             op::update(
                 Interface::TABLE,
                 vec![uuid_is(&iface.uuid)],
@@ -227,13 +221,7 @@ impl Vswitch {
             )));
         };
         let ops = vec![
-            op::wait(
-                Port::TABLE,
-                vec![uuid_is(&port.uuid), owner_cond()],
-                &["name"],
-                "!=",
-                json!([]),
-            ),
+            port_still_owned(&port.uuid),
             op::mutate(
                 Bridge::TABLE,
                 vec![uuid_is(&br.uuid)],
@@ -296,4 +284,16 @@ impl Vswitch {
         }
         Err(changing("port", port))
     }
+}
+
+/// Aborts the transaction unless the port `uuid` still exists and is still kovs's (another
+/// client may have changed it since it was read).
+fn port_still_owned(uuid: &Uuid) -> Value {
+    op::wait(
+        Port::TABLE,
+        vec![uuid_is(uuid), owner_cond()],
+        &["name"],
+        "!=",
+        json!([]),
+    )
 }
