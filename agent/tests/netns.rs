@@ -374,7 +374,10 @@ async fn veth_born_inside_the_pod_with_its_name_and_mac() {
     assert_eq!(host.name, host_if);
     assert_eq!(host.kind.as_deref(), Some("veth"));
     assert_eq!(host.mtu, 1400);
-    assert!(!hnl.link_exists("eth0").await.unwrap(), "no eth0 on the node");
+    assert!(
+        !hnl.link_exists("eth0").await.unwrap(),
+        "no eth0 on the node"
+    );
     let link = &ip_json(pod.name(), &["link", "show", "eth0"])[0];
     assert_eq!(link["address"], "02:00:0a:4d:00:07");
     assert_eq!(link["mtu"], 1400);
@@ -392,7 +395,10 @@ async fn veth_born_inside_the_pod_with_its_name_and_mac() {
     assert!(hnl.delete_veth(&host_if).await.unwrap());
     let left = ip_json(pod.name(), &["link", "show"]);
     assert!(
-        left.as_array().unwrap().iter().all(|l| l["ifname"] != "eth0"),
+        left.as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["ifname"] != "eth0"),
         "{left}"
     );
 }

@@ -26,7 +26,7 @@ use kovs_cni::protocol::{
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use crate::cni::pod_network::PodNetwork;
+use crate::cni::pod_network::{NicType, PodNetwork};
 use crate::daemon::cni_link::{CniLink, WaitError};
 use crate::observe::http::{response, Request, Response, Router, JSON_CONTENT_TYPE as JSON};
 use crate::observe::metrics::Metrics;
@@ -231,17 +231,19 @@ impl CniServer {
         let inside = Netlink::connect_in(Path::new(&r.net_ns))
             .map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?;
         let (host, _) = veth_names(&r.container_id, &r.if_name);
-        // A retried ADD for the same container starts over. Its br-int port, if one was
-        // left, is taken over by `ensure_port` below.
-        if let Err(e) = self.nl.delete_veth(&host).await {
-            warn!(port = %host, "deleting the veth: {e}");
+        if net.nic_type == NicType::VethPair {
+            // A retried ADD for the same container starts over. Its br-int port, if one was
+            // left, is taken over by `ensure_port` below.
+            if let Err(e) = self.nl.delete_veth(&host).await {
+                warn!(port = %host, "deleting the veth: {e}");
+            }
+            // The container end is born in the pod's namespace with its final name and MAC.
+            self.nl
+                .create_veth_into(&host, &r.if_name, Some(net.mtu), Some(net.mac), &netns)
+                .await
+                .map_err(|e| Failure::internal(e.to_string()))?;
         }
-        // The container end is born in the pod's namespace with its final name and MAC.
-        self.nl
-            .create_veth_into(&host, &r.if_name, Some(net.mtu), Some(net.mac), &netns)
-            .await
-            .map_err(|e| Failure::internal(e.to_string()))?;
-        let made = self.plug(&r, &net, &host, &inside).await;
+        let made = self.plug(&r, &net, &host, &netns, &inside).await;
         match made {
             Ok(resp) => {
                 info!(%pod, ip = %net.ip, port = %host, "pod network configured");
@@ -255,28 +257,34 @@ impl CniServer {
         }
     }
 
-    /// Everything of ADD after the veth pair exists; the caller undoes it on failure. The
-    /// container side is configured while the loop installs the pod's flows; the gratuitous
-    /// ARP goes out only once both are done, so that switches learn a working path.
+    /// Everything of ADD after the veth pair exists (for an internal port: everything); the
+    /// caller undoes it on failure. A veth's container end is configured while the loop
+    /// installs the pod's flows; an internal port exists only once ovs-vswitchd made it, which
+    /// the flows' ofport proves, and then moves. The gratuitous ARP goes out only once both
+    /// are done, so that switches learn a working path.
     async fn plug(
         &self,
         r: &CniRequest,
         net: &PodNetwork,
         host: &str,
+        netns: &NetnsFile,
         inside: &Netlink,
     ) -> Result<CniResponse, Failure> {
         let fail = |e: &dyn std::fmt::Display| Failure::internal(e.to_string());
         let t = Instant::now();
         let iface_id = format!("{}.{}", r.pod_name, r.pod_namespace);
         self.remove_older_ports(&iface_id, host).await?;
-        // Up before OVS has it: ovs-vswitchd sets promiscuous mode by reading the link's
-        // flags and writing them back, which would drop an "up" that came in between.
-        let host_link = self.nl.require_link(host).await.map_err(|e| fail(&e))?;
-        self.nl
-            .set_host_veth_up(&host_link)
-            .await
-            .map_err(|e| fail(&e))?;
-        let mut spec = PortSpec::new(&self.bridge, host, "");
+        let internal = net.nic_type == NicType::InternalPort;
+        if !internal {
+            // Up before OVS has it: ovs-vswitchd sets promiscuous mode by reading the link's
+            // flags and writing them back, which would drop an "up" that came in between.
+            let host_link = self.nl.require_link(host).await.map_err(|e| fail(&e))?;
+            self.nl
+                .set_host_veth_up(&host_link)
+                .await
+                .map_err(|e| fail(&e))?;
+        }
+        let mut spec = PortSpec::new(&self.bridge, host, if internal { "internal" } else { "" });
         spec.external_ids = self.external_ids(r, &iface_id);
         self.vs.ensure_port(&spec).await.map_err(|e| fail(&e))?;
         self.metrics
@@ -296,7 +304,7 @@ impl CniServer {
                 .cni_add_phase("flows", t.elapsed().as_secs_f64());
             Ok::<_, Failure>(())
         };
-        let mut routes = vec![PodRoute::default_via(IpAddr::V4(net.gateway))];
+        let mut routes = net.routes.clone();
         for extra in &r.routes {
             if let Some(route) = pod_route(extra) {
                 routes.push(route);
@@ -312,15 +320,31 @@ impl CniServer {
         };
         let container = async {
             let t = Instant::now();
+            let mut current = r.if_name.as_str();
+            if internal {
+                // Still on the node unless a retried ADD moved it already.
+                if let Some(port) = self.nl.link(host).await.map_err(|e| fail(&e))? {
+                    self.nl
+                        .move_to_netns(&port, netns)
+                        .await
+                        .map_err(|e| fail(&e))?;
+                    current = host;
+                }
+            }
             let iface = inside
-                .configure_container_nic(&r.if_name, &nic)
+                .configure_container_nic(current, &nic)
                 .await
                 .map_err(|e| fail(&e))?;
             self.metrics
                 .cni_add_phase("netns", t.elapsed().as_secs_f64());
             Ok::<_, Failure>(iface)
         };
-        let ((), iface) = tokio::try_join!(flows, container)?;
+        let iface = if internal {
+            flows.await?;
+            container.await?
+        } else {
+            tokio::try_join!(flows, container)?.1
+        };
         inside
             .send_garp(&iface.link, net.mac, net.ip)
             .await

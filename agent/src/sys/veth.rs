@@ -122,8 +122,14 @@ impl Netlink {
                 m.attributes.push(LinkAttribute::Address(mac.to_vec()));
             }
         };
-        self.add_veth(host, peer, mtu, place, &format!("{} and {ns}", self.netns_name()))
-            .await?;
+        self.add_veth(
+            host,
+            peer,
+            mtu,
+            place,
+            &format!("{} and {ns}", self.netns_name()),
+        )
+        .await?;
         self.require_link(host).await
     }
 
