@@ -331,6 +331,12 @@ impl KubeCluster {
         revision
     }
 
+    /// POSTs `body` (JSON) to etcd's gRPC-JSON gateway at `path` (e.g. `/v3/kv/range`);
+    /// the answer's body, or an error carrying etcd's message.
+    pub fn etcd_request(&self, path: &str, body: &str) -> io::Result<String> {
+        etcd_post(self.etcd_port, path, body)
+    }
+
     fn kubeconfig(&self, user: &str, credentials: &str) -> String {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: kovs-test\n  cluster:\n    \
