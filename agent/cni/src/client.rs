@@ -234,11 +234,12 @@ impl<R: Read> ResponseReader<R> {
 
     fn read_response(&mut self) -> Result<HttpResponse, ResponseError> {
         let head_end = loop {
-            if let Some(i) = find(&self.buffer, b"\r\n\r\n") {
-                break i;
-            }
-            if self.buffer.len() > MAX_HEAD {
-                return malformed(format!("headers longer than {MAX_HEAD} bytes"));
+            // The limit holds however the bytes arrive: a head ending past it is refused even
+            // when one read brought all of it.
+            match find(&self.buffer, b"\r\n\r\n") {
+                Some(i) if i <= MAX_HEAD => break i,
+                None if self.buffer.len() < MAX_HEAD + 4 => {}
+                _ => return malformed(format!("headers longer than {MAX_HEAD} bytes")),
             }
             if !self.fill()? {
                 return Err(ResponseError::Io(io::Error::new(
@@ -309,11 +310,10 @@ impl<R: Read> ResponseReader<R> {
         let mut body = Vec::new();
         loop {
             let line_end = loop {
-                if let Some(i) = find(&self.buffer, b"\r\n") {
-                    break i;
-                }
-                if self.buffer.len() > MAX_HEAD {
-                    return malformed("chunk size line too long");
+                match find(&self.buffer, b"\r\n") {
+                    Some(i) if i <= MAX_HEAD => break i,
+                    None if self.buffer.len() < MAX_HEAD + 2 => {}
+                    _ => return malformed("chunk size line too long"),
                 }
                 if !self.fill()? {
                     return malformed("connection closed inside a chunked body");
@@ -330,7 +330,8 @@ impl<R: Read> ResponseReader<R> {
                 while find(&self.buffer, b"\r\n").is_none() && self.fill()? {}
                 return Ok(body);
             }
-            if body.len() + size > MAX_BODY {
+            // Not `body.len() + size`: a size near usize::MAX would wrap it.
+            if size > MAX_BODY - body.len() {
                 return malformed(format!("body over {MAX_BODY} bytes"));
             }
             while self.buffer.len() < size + 2 {
@@ -490,6 +491,42 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ClientError::Exchange { .. }), "{err}");
         assert!(err.to_string().contains("5 of 100"), "{err}");
+    }
+
+    #[test]
+    fn a_chunk_size_near_usize_max_is_malformed() {
+        // Found by the cni_http_response fuzz target: `body.len() + size` overflowed (a panic,
+        // or in release a wrapped sum that passed the cap and a slice out of bounds).
+        let sent = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n";
+        match read_response(&sent[..]) {
+            Err(ResponseError::Malformed(m)) => assert!(m.contains("body over"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Reads of at most `step` bytes.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_head_limit_does_not_depend_on_the_reads() {
+        for (head_len, accepted) in [(MAX_HEAD - 2, true), (MAX_HEAD + 1, false)] {
+            let mut sent = b"HTTP/1.1 204 No Content\r\nX-Pad: ".to_vec();
+            sent.resize(head_len, b'a');
+            sent.extend_from_slice(b"\r\n\r\n");
+            for step in [1, 7, 8192, sent.len()] {
+                let got = read_response(Trickle(&sent, step));
+                assert_eq!(got.is_ok(), accepted, "head of {head_len} bytes, reads of {step}");
+            }
+        }
     }
 
     #[test]
