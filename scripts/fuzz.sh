@@ -3,7 +3,7 @@
 # committed seeds in fuzz/corpus/<target>. A crash, a hang or a broken invariant fails the run
 # and names the reproducer. scripts/test.sh (CI) runs it with the default time.
 #
-# Usage: scripts/fuzz.sh [-t SECONDS] [TARGET...]     (default: every target)
+# Usage: scripts/fuzz.sh [-t SECONDS] [TARGET...]     (default: every target; also SECONDS alone)
 #   -t SECONDS / KOVS_FUZZ_SECONDS   time per target (default 30); e.g. -t 3600 for a long run
 #   KOVS_FUZZ_ARGS                   more libFuzzer flags, e.g. "-jobs=2 -workers=2"
 #
@@ -11,14 +11,18 @@
 # crashes to fuzz/artifacts/<target>/. Reproduce one with
 #   cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -a <target> <artifact>
 #
-# cargo-fuzz is built once per machine at a pinned version into
-# ${KOVS_TOOLS_DIR:-~/.cache/kovs}/cargo-fuzz-<version>. It needs nightly compiler flags
+# cargo-fuzz is built once per machine at a pinned version (scripts/cargo-fuzz.sh, into
+# ~/.cache/kovs/bin/cargo-fuzz-<version>). It needs nightly compiler flags
 # (-Zsanitizer=address, sanitizer coverage): RUSTC_BOOTSTRAP=1 lets the stable toolchain a fresh
 # machine has accept them; stable ships the address sanitizer's runtime for x86_64 Linux.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${KOVS_FUZZ_SECONDS:-30}"
+# The older form, `scripts/fuzz.sh SECONDS`, still works.
+case "${1:-}" in
+  [0-9]*) seconds="$1"; shift ;;
+esac
 while getopts "t:" opt; do
   case "$opt" in
     t) seconds="$OPTARG" ;;
@@ -30,21 +34,8 @@ case "$seconds" in
   ''|*[!0-9]*) echo "fuzz.sh: -t wants whole seconds, not \`$seconds\`" >&2; exit 2 ;;
 esac
 
-version=0.13.2
-tools="${KOVS_TOOLS_DIR:-${HOME:-/root}/.cache/kovs}"
-root="$tools/cargo-fuzz-$version"
-if [ ! -x "$root/bin/cargo-fuzz" ]; then
-  echo "fuzz.sh: building cargo-fuzz $version into $root" >&2
-  mkdir -p "$tools"
-  tmp=$(mktemp -d "$root.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
-  # Into a temporary root, then a rename: a killed build leaves no half install.
-  cargo install cargo-fuzz --version "$version" --locked --root "$tmp" >&2
-  rm -rf "$root"
-  mv "$tmp" "$root"
-  trap - EXIT
-fi
-export PATH="$root/bin:$PATH"
+cargo_fuzz=$(scripts/cargo-fuzz.sh)
+export PATH="$(dirname "$cargo_fuzz"):$PATH"
 export RUSTC_BOOTSTRAP=1
 
 sysroot=$(rustc --print sysroot)

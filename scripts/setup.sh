@@ -42,3 +42,6 @@ fi
 
 # cnitool (libcni's driver) for agent/tests/cni_libcni.rs: built once per machine, cached.
 "$(dirname "$0")/cnitool.sh" >/dev/null
+
+# cargo-fuzz for scripts/fuzz.sh: built once per machine, cached.
+"$(dirname "$0")/cargo-fuzz.sh" >/dev/null
