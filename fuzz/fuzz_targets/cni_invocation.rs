@@ -64,7 +64,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let outcome = plugin::run(lookup, Ok(stdin.as_bytes().to_vec()));
     let out: Value = serde_json::from_str(&outcome.stdout).expect("stdout is one JSON document");
-    let version = out["cniVersion"].as_str().expect("every answer has a cniVersion");
+    let version = out["cniVersion"]
+        .as_str()
+        .expect("every answer has a cniVersion");
     match requested.as_deref().and_then(CniVersion::parse) {
         Some(v) => assert_eq!(version, v.as_str()),
         None if outcome.exit_code == 1 => assert_eq!(version, CniVersion::LATEST.as_str()),

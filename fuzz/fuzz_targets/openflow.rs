@@ -59,7 +59,11 @@ fn message(msg: &[u8]) {
                 assert_eq!(*fm, FlowMod::decode(full).expect("decoded once"));
                 let mut out = Vec::new();
                 fm.encode(h.xid, &mut out);
-                assert_eq!(FlowMod::decode(&out).ok().as_ref(), Some(&*fm), "{out:02x?}");
+                assert_eq!(
+                    FlowMod::decode(&out).ok().as_ref(),
+                    Some(&*fm),
+                    "{out:02x?}"
+                );
             }
             Message::GroupMod(gm) => {
                 let mut out = Vec::new();

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use kovs_ovsdb::rows::from_selected;
 use kovs_ovsdb::schema::apply_diff;
 use kovs_ovsdb::value::{
-    map_from_json, map_pairs, map_to_json, opt_from_json, opt_to_json, set_from_json,
-    set_items, set_to_json, AtomValue,
+    map_from_json, map_pairs, map_to_json, opt_from_json, opt_to_json, set_from_json, set_items,
+    set_to_json, AtomValue,
 };
 use kovs_ovsdb::{Atom, Bridge, ColumnType, DbSchema, Interface, OpenVSwitch, Port, Uuid};
 use libfuzzer_sys::fuzz_target;
@@ -31,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
     values::<Uuid>(&v);
     values::<Atom>(&v);
     if let Ok(m) = map_from_json::<String, String>(&v) {
-        assert_eq!(map_from_json::<String, String>(&map_to_json(&m)).ok(), Some(m));
+        assert_eq!(
+            map_from_json::<String, String>(&map_to_json(&m)).ok(),
+            Some(m)
+        );
     }
     let _ = DbSchema::from_json(&v);
     if let Some([old, diff]) = v.as_array().map(Vec::as_slice) {
@@ -90,7 +93,10 @@ fn keys<'a>(pairs: &[(&'a Value, &'a Value)]) -> Vec<&'a Value> {
 
 fn diffs(old: &Value, diff: &Value) {
     // Scalars and optionals: the diff is the new value.
-    for t in [ty("string", None, 1, Some(1)), ty("integer", None, 0, Some(1))] {
+    for t in [
+        ty("string", None, 1, Some(1)),
+        ty("integer", None, 0, Some(1)),
+    ] {
         assert_eq!(apply_diff(old, diff, &t).ok().as_ref(), Some(diff));
     }
 

@@ -63,7 +63,10 @@ fn interface_table() -> TableSchema {
         "external_ids": {"type": {"key": "string", "value": "string", "min": 0, "max": "unlimited"}},
         "error": {"type": {"key": "string", "min": 0, "max": 1}}
     }}}});
-    DbSchema::from_json(&schema).expect("the real schema parses").tables["Interface"].clone()
+    DbSchema::from_json(&schema)
+        .expect("the real schema parses")
+        .tables["Interface"]
+        .clone()
 }
 
 /// One monitor session of the Interface watch.
@@ -95,8 +98,7 @@ impl Session {
                 return; // a server request (echo): answered with its own params
             }
             let params = obj.remove("params").unwrap_or(Value::Null);
-            if let Ok(Notification::Update2 { updates, .. }) = Notification::parse(method, params)
-            {
+            if let Ok(Notification::Update2 { updates, .. }) = Notification::parse(method, params) {
                 self.updates(&updates);
             }
             return;
@@ -135,7 +137,11 @@ impl Session {
                 WatchEvent::Modify { old, new } => {
                     assert_eq!(old.uuid, new.uuid);
                     let held = self.view.insert(new.uuid.clone(), new);
-                    assert_eq!(held.as_ref(), Some(&old), "modify's old row is not the view's");
+                    assert_eq!(
+                        held.as_ref(),
+                        Some(&old),
+                        "modify's old row is not the view's"
+                    );
                 }
                 WatchEvent::Delete(old) => {
                     let held = self.view.remove(&old.uuid);

@@ -39,7 +39,9 @@ fuzz_target!(|data: &[u8]| {
     for (name, pod) in &state.pods {
         if &*pod.node == NODE {
             let iface = format!("{}.{}", name.name(), name.namespace());
-            cfg.ports.pods.insert(iface.clone(), 100 + local.len() as u32);
+            cfg.ports
+                .pods
+                .insert(iface.clone(), 100 + local.len() as u32);
             local.push(iface);
         }
     }
@@ -68,7 +70,10 @@ fuzz_target!(|data: &[u8]| {
         unplugged.ports.pods.remove(iface);
         mirror.apply(&incremental.set_port(iface, None));
         let expected = Compiler::new(unplugged, objects.clone()).flows();
-        assert!(mirror.diff(&expected).is_empty(), "after unplugging {iface}");
+        assert!(
+            mirror.diff(&expected).is_empty(),
+            "after unplugging {iface}"
+        );
         let mut moved = cfg.clone();
         moved.ports.pods.insert(iface.clone(), 7);
         mirror.apply(&incremental.set_port(iface, Some(7)));
@@ -83,7 +88,11 @@ fn check_flows(flows: &FlowSet) {
         let flow = f.to_flow().expect("a compiled flow decodes");
         out.clear();
         f.encode_flow_mod(FlowModCommand::Add, 1, &mut out);
-        assert!(out.len() <= usize::from(u16::MAX), "FLOW_MOD of {} bytes", out.len());
+        assert!(
+            out.len() <= usize::from(u16::MAX),
+            "FLOW_MOD of {} bytes",
+            out.len()
+        );
         let fm = FlowMod::decode(&out).expect("a compiled FLOW_MOD decodes");
         assert_eq!(fm.flow, flow);
         let _ = flow.to_string();

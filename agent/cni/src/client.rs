@@ -197,7 +197,8 @@ struct DeadlineStream {
 
 impl Read for DeadlineStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.set_read_timeout(Some(remaining(self.deadline)?))?;
+        self.stream
+            .set_read_timeout(Some(remaining(self.deadline)?))?;
         match self.stream.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -497,7 +498,8 @@ mod tests {
     fn a_chunk_size_near_usize_max_is_malformed() {
         // Found by the cni_http_response fuzz target: `body.len() + size` overflowed (a panic,
         // or in release a wrapped sum that passed the cap and a slice out of bounds).
-        let sent = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n";
+        let sent =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n";
         match read_response(&sent[..]) {
             Err(ResponseError::Malformed(m)) => assert!(m.contains("body over"), "{m}"),
             other => panic!("{other:?}"),
@@ -524,7 +526,11 @@ mod tests {
             sent.extend_from_slice(b"\r\n\r\n");
             for step in [1, 7, 8192, sent.len()] {
                 let got = read_response(Trickle(&sent, step));
-                assert_eq!(got.is_ok(), accepted, "head of {head_len} bytes, reads of {step}");
+                assert_eq!(
+                    got.is_ok(),
+                    accepted,
+                    "head of {head_len} bytes, reads of {step}"
+                );
             }
         }
     }
