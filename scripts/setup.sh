@@ -48,3 +48,6 @@ fi
 # kube-apiserver, kubectl and etcd for the tests' private control plane (tests/src/kube.rs):
 # built once per machine from the Go module proxy (the slow step of a cold setup), cached.
 "$(dirname "$0")/k8s-tools.sh" >/dev/null
+
+# cargo-fuzz for scripts/fuzz.sh: built once per machine, cached.
+"$(dirname "$0")/cargo-fuzz.sh" >/dev/null

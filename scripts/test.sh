@@ -12,3 +12,5 @@ if cargo tree -p pipelines -e normal --prefix none | grep -q '^tokio '; then
 fi
 # Tests start private ovs-vswitchd instances and network namespaces: they need root.
 cargo test --workspace
+# Every decoder of outside input fuzzed for a bounded time (30 s a target): a crash fails CI.
+scripts/fuzz.sh

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use kovs_tests::{AgentProcess, NodeSpec, Pod, Topology};
+use kovs_tests::{AgentProcess, NodeSpec, Pod, PodSpec, Topology};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_kovs-agent");
 
@@ -793,5 +793,243 @@ fn connection_gauges_follow_the_switch_and_ovsdb_both_ways() {
         "{}",
         agent.log()
     );
+    kovs_tests::assert_sync_order(&agent.log());
+}
+
+/// `kovs_flow_mods_sent_total{kind}` from node1's agent (0 when it has sent none of `kind`).
+fn flow_mods_sent(topo: &Topology, kind: &str) -> u64 {
+    let prefix = format!("kovs_flow_mods_sent_total{{kind=\"{kind}\"}} ");
+    metrics(topo, "node1")
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+/// br-int's flows on node1, without their statistics, each with its age in seconds.
+fn flows_with_age(topo: &Topology) -> Vec<(String, f64)> {
+    let sb = topo.node("node1").sandbox();
+    let out = sb
+        .ofctl(&["dump-flows", &sb.mgmt_target("br-int")])
+        .expect("dump-flows");
+    out.lines()
+        .filter(|l| l.contains("actions="))
+        .map(|l| {
+            let mut age = 0.0;
+            let mut rest = Vec::new();
+            for field in l.trim().split(", ") {
+                match field.split_once('=') {
+                    Some(("duration", d)) => age = d.trim_end_matches('s').parse().unwrap(),
+                    Some(("n_packets" | "n_bytes" | "idle_age" | "hard_age", _)) => {}
+                    _ => rest.push(field),
+                }
+            }
+            (rest.join(", "), age)
+        })
+        .collect()
+}
+
+/// ovsdb-server dies, and while it is away its database loses kovs's tunnel port and a pod's
+/// port (edited offline, as another client or a restore could leave it). When it is back the
+/// agent reconnects, reads the Interface table again (the pod's port flows go), makes the
+/// tunnel port again, and re-sends nothing for the pod whose ofport did not change: no flow is
+/// added or modified (the agent's counters), and every flow the switch kept is as old as before
+/// (OVS's own durations).
+#[test]
+fn agent_survives_ovsdb_server_restarts() {
+    const MAC_D: [u8; 6] = [0, 0, 0, 0xaa, 0, 0x0d];
+    let mut topo = two_nodes();
+    let dir = topo.node("node1").sandbox().dir().join("state");
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = state(&topo) + &pod_yaml("pod-d", "node1", "ovn-default", ip("10.16.0.12"), MAC_D);
+    std::fs::write(dir.join("cluster.yaml"), state).unwrap();
+    let node = topo.node_mut("node1");
+    // Ports numbered as CNI plugs them, after the agent's own (tunnel 1, node port 2).
+    let a = node
+        .add_pod_spec(
+            &PodSpec::new(
+                "pod-a.default",
+                ip("10.16.0.10"),
+                16,
+                MAC_A,
+                ip("10.16.0.1"),
+            )
+            .ofport_request(10),
+        )
+        .unwrap();
+    let d = node
+        .add_pod_spec(
+            &PodSpec::new(
+                "pod-d.default",
+                ip("10.16.0.12"),
+                16,
+                MAC_D,
+                ip("10.16.0.1"),
+            )
+            .ofport_request(11),
+        )
+        .unwrap();
+    let (a_port, d_port) = (
+        node.ofport(a.port_name()).unwrap(),
+        node.ofport(d.port_name()).unwrap(),
+    );
+    let agent = start_agent(&topo, "node1", &dir, "geneve");
+    assert!(
+        agent.wait_log(" ready", Duration::from_secs(15)),
+        "{}",
+        agent.log()
+    );
+    let up = Duration::from_secs(15);
+    // The flows that match or deliver on `port`.
+    let on_port = |flows: &[(String, f64)], port: u32| -> Vec<String> {
+        let refs = |f: &str| {
+            f.split([',', ' '])
+                .any(|w| w == format!("in_port={port}") || w == format!("output:{port}"))
+        };
+        flows
+            .iter()
+            .filter(|(f, _)| refs(f))
+            .map(|(f, _)| f.clone())
+            .collect()
+    };
+    let deadline = Instant::now() + up;
+    let before = loop {
+        let flows = flows_with_age(&topo);
+        if !on_port(&flows, a_port).is_empty() && !on_port(&flows, d_port).is_empty() {
+            break flows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pods' flows never installed\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (adds, modifies, deletes) = (
+        flow_mods_sent(&topo, "add"),
+        flow_mods_sent(&topo, "modify"),
+        flow_mods_sent(&topo, "delete"),
+    );
+    assert!(adds > 0, "{}", metrics(&topo, "node1"));
+    let sb = topo.node("node1").sandbox();
+    let uuid = |table: &str, name: &str| {
+        sb.vsctl(&["get", table, name, "_uuid"])
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let doomed = [
+        (
+            uuid("port", "kovs-geneve"),
+            uuid("interface", "kovs-geneve"),
+        ),
+        (
+            uuid("port", d.port_name()),
+            uuid("interface", d.port_name()),
+        ),
+    ];
+    let db = sb.dir().join("conf.db");
+    let restarted = Instant::now();
+
+    topo.node_mut("node1").sandbox_mut().kill_ovsdb().unwrap();
+    assert!(
+        wait_metric(&topo, "node1", "kovs_ovsdb_connected 0", up),
+        "{}",
+        agent.log()
+    );
+    let mut ops = Vec::new();
+    for (port, iface) in &doomed {
+        ops.push(format!(
+            r#"{{"op":"mutate","table":"Bridge","where":[["name","==","br-int"]],"mutations":[["ports","delete",["uuid","{port}"]]]}}"#
+        ));
+        ops.push(format!(
+            r#"{{"op":"delete","table":"Port","where":[["_uuid","==",["uuid","{port}"]]]}}"#
+        ));
+        ops.push(format!(
+            r#"{{"op":"delete","table":"Interface","where":[["_uuid","==",["uuid","{iface}"]]]}}"#
+        ));
+    }
+    let txn = format!(r#"["Open_vSwitch",{}]"#, ops.join(","));
+    let out = std::process::Command::new("ovsdb-tool")
+        .arg("transact")
+        .arg(&db)
+        .arg(&txn)
+        .output()
+        .expect("ovsdb-tool runs (scripts/setup.sh installs openvswitch-switch)");
+    let reply = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !reply.contains("error"),
+        "{txn}\n{reply}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Long enough for a re-added flow to show as younger than the flows around it.
+    std::thread::sleep(Duration::from_secs(2));
+    topo.node_mut("node1").sandbox_mut().start_ovsdb().unwrap();
+
+    // Reconnected, both the monitor and the transaction connection.
+    assert!(
+        wait_metric(&topo, "node1", "kovs_ovsdb_connected 1", up),
+        "{}",
+        agent.log()
+    );
+    assert!(
+        agent.wait_log("ovsdb: connected again", up),
+        "{}",
+        agent.log()
+    );
+    // What was missing is made again: the tunnel port, at its ofport.
+    let node = topo.node("node1");
+    let deadline = Instant::now() + up;
+    while node.ofport("kovs-geneve").ok() != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the tunnel port never came back\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The Interface table was read again: pod-d's port is gone, and so are its port flows.
+    let deadline = Instant::now() + up;
+    let after = loop {
+        let flows = flows_with_age(&topo);
+        let left = on_port(&flows, d_port);
+        if left.is_empty() {
+            break flows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pod-d's port flows stayed: {left:#?}\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        flow_mods_sent(&topo, "delete") > deletes,
+        "{}",
+        metrics(&topo, "node1")
+    );
+    // Nothing re-sent: the agent added and modified no flow, and the switch has every flow it
+    // kept from before (pod-a's among them), none of them younger than the restart.
+    assert_eq!(
+        (
+            flow_mods_sent(&topo, "add"),
+            flow_mods_sent(&topo, "modify")
+        ),
+        (adds, modifies),
+        "{}",
+        agent.log()
+    );
+    let elapsed = restarted.elapsed().as_secs_f64();
+    let kept: std::collections::BTreeMap<&str, f64> =
+        before.iter().map(|(f, age)| (f.as_str(), *age)).collect();
+    assert!(!on_port(&after, a_port).is_empty());
+    for (flow, age) in &after {
+        let Some(old) = kept.get(flow.as_str()) else {
+            panic!("a flow that was not there before the restart: {flow}");
+        };
+        assert!(
+            *age + 0.5 >= old + elapsed - 1.0,
+            "re-added across the restart ({age}s old, was {old}s {elapsed:.1}s ago): {flow}"
+        );
+    }
     kovs_tests::assert_sync_order(&agent.log());
 }

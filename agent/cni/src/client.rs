@@ -102,25 +102,13 @@ impl UnixHttpClient {
             .set_write_timeout(Some(remaining(deadline).map_err(exchange)?))
             .map_err(exchange)?;
         stream.write_all(&request).map_err(exchange)?;
-        let mut reader = ResponseReader {
-            stream,
-            deadline,
-            buffer: Vec::with_capacity(1024),
-            eof: false,
-        };
-        loop {
-            let response = reader.read_response().map_err(|e| match e {
-                ReadError::Io(source) => exchange(source),
-                ReadError::Malformed(reason) => ClientError::Malformed {
-                    socket: self.socket.clone(),
-                    reason,
-                },
-            })?;
-            // 1xx (e.g. an unasked-for 100 Continue) precedes the real answer.
-            if !(100..200).contains(&response.status) {
-                return Ok(response);
-            }
-        }
+        read_response(DeadlineStream { stream, deadline }).map_err(|e| match e {
+            ResponseError::Io(source) => exchange(source),
+            ResponseError::Malformed(reason) => ClientError::Malformed {
+                socket: self.socket.clone(),
+                reason,
+            },
+        })
     }
 
     /// `UnixStream::connect` has no timeout and blocks while the listener's backlog is full:
@@ -165,47 +153,79 @@ fn remaining(deadline: Instant) -> io::Result<Duration> {
     }
 }
 
-enum ReadError {
+/// Why no response could be read.
+#[derive(Debug)]
+pub enum ResponseError {
+    /// The input failed or ended early (or the deadline passed).
     Io(io::Error),
+    /// What arrived is not an HTTP/1.x response we can read.
     Malformed(String),
 }
 
-impl From<io::Error> for ReadError {
+impl From<io::Error> for ResponseError {
     fn from(e: io::Error) -> Self {
-        ReadError::Io(e)
+        ResponseError::Io(e)
     }
 }
 
-fn malformed<T>(reason: impl Into<String>) -> Result<T, ReadError> {
-    Err(ReadError::Malformed(reason.into()))
+fn malformed<T>(reason: impl Into<String>) -> Result<T, ResponseError> {
+    Err(ResponseError::Malformed(reason.into()))
 }
 
-struct ResponseReader {
+/// Reads the final response from `input`, skipping any 1xx before it (e.g. an unasked-for
+/// `100 Continue`): what [`UnixHttpClient::request`] does after sending the request. Public for
+/// the tests and the fuzz target, which feed it bytes without a socket.
+pub fn read_response(input: impl Read) -> Result<HttpResponse, ResponseError> {
+    let mut reader = ResponseReader {
+        input,
+        buffer: Vec::with_capacity(1024),
+        eof: false,
+    };
+    loop {
+        let response = reader.read_response()?;
+        if !(100..200).contains(&response.status) {
+            return Ok(response);
+        }
+    }
+}
+
+/// The socket with the exchange's deadline applied to each read.
+struct DeadlineStream {
     stream: UnixStream,
     deadline: Instant,
+}
+
+impl Read for DeadlineStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream
+            .set_read_timeout(Some(remaining(self.deadline)?))?;
+        match self.stream.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no response before the deadline",
+            )),
+            other => other,
+        }
+    }
+}
+
+struct ResponseReader<R> {
+    input: R,
     /// Bytes read and not yet consumed.
     buffer: Vec<u8>,
     eof: bool,
 }
 
-impl ResponseReader {
+impl<R: Read> ResponseReader<R> {
     /// Reads more into the buffer; false at EOF.
-    fn fill(&mut self) -> Result<bool, ReadError> {
+    fn fill(&mut self) -> Result<bool, ResponseError> {
         if self.eof {
             return Ok(false);
         }
-        self.stream
-            .set_read_timeout(Some(remaining(self.deadline)?))?;
         let mut chunk = [0u8; 8192];
-        let n = match self.stream.read(&mut chunk) {
+        let n = match self.input.read(&mut chunk) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Err(ReadError::Io(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no response before the deadline",
-                )))
-            }
             Err(e) => return Err(e.into()),
         };
         self.eof = n == 0;
@@ -213,16 +233,17 @@ impl ResponseReader {
         Ok(n > 0)
     }
 
-    fn read_response(&mut self) -> Result<HttpResponse, ReadError> {
+    fn read_response(&mut self) -> Result<HttpResponse, ResponseError> {
         let head_end = loop {
-            if let Some(i) = find(&self.buffer, b"\r\n\r\n") {
-                break i;
-            }
-            if self.buffer.len() > MAX_HEAD {
-                return malformed(format!("headers longer than {MAX_HEAD} bytes"));
+            // The limit holds however the bytes arrive: a head ending past it is refused even
+            // when one read brought all of it.
+            match find(&self.buffer, b"\r\n\r\n") {
+                Some(i) if i <= MAX_HEAD => break i,
+                None if self.buffer.len() < MAX_HEAD + 4 => {}
+                _ => return malformed(format!("headers longer than {MAX_HEAD} bytes")),
             }
             if !self.fill()? {
-                return Err(ReadError::Io(io::Error::new(
+                return Err(ResponseError::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     if self.buffer.is_empty() {
                         "connection closed without a response".to_string()
@@ -265,7 +286,7 @@ impl ResponseReader {
             }
             while self.buffer.len() < length {
                 if !self.fill()? {
-                    return Err(ReadError::Io(io::Error::new(
+                    return Err(ResponseError::Io(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!(
                             "connection closed after {} of {length} body bytes",
@@ -286,15 +307,14 @@ impl ResponseReader {
         Ok(HttpResponse { status, body })
     }
 
-    fn read_chunked(&mut self) -> Result<Vec<u8>, ReadError> {
+    fn read_chunked(&mut self) -> Result<Vec<u8>, ResponseError> {
         let mut body = Vec::new();
         loop {
             let line_end = loop {
-                if let Some(i) = find(&self.buffer, b"\r\n") {
-                    break i;
-                }
-                if self.buffer.len() > MAX_HEAD {
-                    return malformed("chunk size line too long");
+                match find(&self.buffer, b"\r\n") {
+                    Some(i) if i <= MAX_HEAD => break i,
+                    None if self.buffer.len() < MAX_HEAD + 2 => {}
+                    _ => return malformed("chunk size line too long"),
                 }
                 if !self.fill()? {
                     return malformed("connection closed inside a chunked body");
@@ -311,7 +331,8 @@ impl ResponseReader {
                 while find(&self.buffer, b"\r\n").is_none() && self.fill()? {}
                 return Ok(body);
             }
-            if body.len() + size > MAX_BODY {
+            // Not `body.len() + size`: a size near usize::MAX would wrap it.
+            if size > MAX_BODY - body.len() {
                 return malformed(format!("body over {MAX_BODY} bytes"));
             }
             while self.buffer.len() < size + 2 {
@@ -325,7 +346,7 @@ impl ResponseReader {
     }
 }
 
-fn parse_status_line(line: &str) -> Result<u16, ReadError> {
+fn parse_status_line(line: &str) -> Result<u16, ResponseError> {
     let mut parts = line.splitn(3, ' ');
     let version = parts.next().unwrap_or_default();
     let code = parts.next().unwrap_or_default();
@@ -471,6 +492,47 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ClientError::Exchange { .. }), "{err}");
         assert!(err.to_string().contains("5 of 100"), "{err}");
+    }
+
+    #[test]
+    fn a_chunk_size_near_usize_max_is_malformed() {
+        // Found by the cni_http_response fuzz target: `body.len() + size` overflowed (a panic,
+        // or in release a wrapped sum that passed the cap and a slice out of bounds).
+        let sent =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n";
+        match read_response(&sent[..]) {
+            Err(ResponseError::Malformed(m)) => assert!(m.contains("body over"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Reads of at most `step` bytes.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_head_limit_does_not_depend_on_the_reads() {
+        for (head_len, accepted) in [(MAX_HEAD - 2, true), (MAX_HEAD + 1, false)] {
+            let mut sent = b"HTTP/1.1 204 No Content\r\nX-Pad: ".to_vec();
+            sent.resize(head_len, b'a');
+            sent.extend_from_slice(b"\r\n\r\n");
+            for step in [1, 7, 8192, sent.len()] {
+                let got = read_response(Trickle(&sent, step));
+                assert_eq!(
+                    got.is_ok(),
+                    accepted,
+                    "head of {head_len} bytes, reads of {step}"
+                );
+            }
+        }
     }
 
     #[test]

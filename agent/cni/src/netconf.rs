@@ -40,15 +40,14 @@ pub struct NetConf {
 /// The `cniVersion` the input asks for, if it is readable at all: for VERSION's answer and for
 /// the `cniVersion` of an error result.
 pub fn requested_version(stdin: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct VersionOnly {
-        #[serde(rename = "cniVersion")]
-        cni_version: String,
-    }
-    serde_json::from_slice::<VersionOnly>(stdin)
-        .ok()
-        .map(|v| v.cni_version)
+    // Read as `parse` reads it (a `Value`: of a repeated key the last one counts), so that an
+    // error speaks the version the call was handled in.
+    let value: Value = serde_json::from_slice(stdin).ok()?;
+    value
+        .get("cniVersion")?
+        .as_str()
         .filter(|v| !v.is_empty())
+        .map(String::from)
 }
 
 pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
@@ -366,5 +365,11 @@ mod tests {
         );
         assert_eq!(requested_version(b""), None);
         assert_eq!(requested_version(br#"{"cniVersion":4}"#), None);
+        // Found by the cni_invocation fuzz target: with a repeated key, parse took the last
+        // value and requested_version none (serde's "duplicate field"), so errors and VERSION
+        // answered in 1.1.0 a call handled as 0.4.0.
+        let twice = br#"{"cniVersion":"0.3.1","name":"n","cniVersion":"0.4.0"}"#;
+        assert_eq!(requested_version(twice).as_deref(), Some("0.4.0"));
+        assert_eq!(parse(twice).unwrap().cni_version, CniVersion::V0_4_0);
     }
 }

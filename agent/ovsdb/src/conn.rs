@@ -255,31 +255,7 @@ impl Client {
         params.push(Value::String(db.to_string()));
         params.extend(ops);
         let v = self.request("transact", Value::Array(params)).await?;
-        let Value::Array(results) = v else {
-            return Err(Error::Protocol(format!(
-                "transact reply is not an array: {v}"
-            )));
-        };
-        for (index, r) in results.iter().enumerate() {
-            if let Some(err) = r.get("error") {
-                return Err(Error::Transaction {
-                    index,
-                    error: err.as_str().unwrap_or_default().to_string(),
-                    details: r
-                        .get("details")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                });
-            }
-        }
-        if results.len() < n_ops {
-            return Err(Error::Protocol(format!(
-                "transact returned {} results for {n_ops} operations",
-                results.len()
-            )));
-        }
-        Ok(results)
+        transact_results(v, n_ops)
     }
 
     /// `monitor` (RFC 7047 §4.1.5): returns the initial `<table-updates>`; changes then come
@@ -400,7 +376,7 @@ fn dispatch(
             return shared.send(&reply);
         }
         // Nobody listening is fine (e.g. a client that never monitors).
-        let _ = notes.send(notification(method, params)?);
+        let _ = notes.send(Notification::parse(method, params)?);
         return Ok(());
     }
     let Some(id) = id.as_u64() else {
@@ -427,38 +403,71 @@ fn dispatch(
     Ok(())
 }
 
-fn notification(method: String, params: Value) -> Result<Notification, Error> {
-    let bad = || Error::Protocol(format!("bad {method} notification: {params}"));
-    Ok(match method.as_str() {
-        "update" | "update2" => {
-            let Some([id, updates]) = params.as_array().map(Vec::as_slice) else {
-                return Err(bad());
-            };
-            let (monitor_id, updates) = (id.clone(), updates.clone());
-            if method == "update" {
-                Notification::Update {
-                    monitor_id,
-                    updates,
-                }
-            } else {
-                Notification::Update2 {
-                    monitor_id,
-                    updates,
+/// Checks a `transact` reply (RFC 7047 §4.1.3): one result per operation, or the first
+/// operation's (or the commit's) error.
+pub fn transact_results(reply: Value, n_ops: usize) -> Result<Vec<Value>, Error> {
+    let Value::Array(results) = reply else {
+        return Err(Error::Protocol(format!(
+            "transact reply is not an array: {reply}"
+        )));
+    };
+    for (index, r) in results.iter().enumerate() {
+        if let Some(err) = r.get("error") {
+            return Err(Error::Transaction {
+                index,
+                error: err.as_str().unwrap_or_default().to_string(),
+                details: r
+                    .get("details")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            });
+        }
+    }
+    if results.len() < n_ops {
+        return Err(Error::Protocol(format!(
+            "transact returned {} results for {n_ops} operations",
+            results.len()
+        )));
+    }
+    Ok(results)
+}
+
+impl Notification {
+    /// Reads a JSON-RPC notification the server sent (`method` and `params`).
+    pub fn parse(method: String, params: Value) -> Result<Notification, Error> {
+        let bad = || Error::Protocol(format!("bad {method} notification: {params}"));
+        Ok(match method.as_str() {
+            "update" | "update2" => {
+                let Some([id, updates]) = params.as_array().map(Vec::as_slice) else {
+                    return Err(bad());
+                };
+                let (monitor_id, updates) = (id.clone(), updates.clone());
+                if method == "update" {
+                    Notification::Update {
+                        monitor_id,
+                        updates,
+                    }
+                } else {
+                    Notification::Update2 {
+                        monitor_id,
+                        updates,
+                    }
                 }
             }
-        }
-        "update3" => {
-            let Some([id, txn, updates]) = params.as_array().map(Vec::as_slice) else {
-                return Err(bad());
-            };
-            Notification::Update3 {
-                monitor_id: id.clone(),
-                last_txn_id: txn.as_str().unwrap_or_default().to_string(),
-                updates: updates.clone(),
+            "update3" => {
+                let Some([id, txn, updates]) = params.as_array().map(Vec::as_slice) else {
+                    return Err(bad());
+                };
+                Notification::Update3 {
+                    monitor_id: id.clone(),
+                    last_txn_id: txn.as_str().unwrap_or_default().to_string(),
+                    updates: updates.clone(),
+                }
             }
-        }
-        _ => Notification::Other { method, params },
-    })
+            _ => Notification::Other { method, params },
+        })
+    }
 }
 
 #[cfg(test)]

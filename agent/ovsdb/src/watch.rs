@@ -246,8 +246,11 @@ fn decode<R: Row>(uuid: &Uuid, row: &Map<String, Value>) -> Option<R> {
     }
 }
 
-/// Applies a `<table-updates2>` to the cache, appending the resulting events.
-fn apply<R: Row>(
+/// Applies a `<table-updates2>` (the initial reply of `monitor_cond`, or an `update2`) to
+/// `cache` (the watched table's rows as the server sent them), appending the resulting events:
+/// what the rows that decode as `R` became. On an error the cache no longer matches the
+/// server, and the watch starts over with a fresh snapshot.
+pub fn apply<R: Row>(
     table: &TableSchema,
     cache: &mut BTreeMap<Uuid, Map<String, Value>>,
     updates: &Value,

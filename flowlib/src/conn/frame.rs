@@ -338,8 +338,10 @@ impl PeerVersions {
                 for (word_idx, word) in body[4..len].chunks_exact(4).enumerate() {
                     let w = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
                     for bit in 0..32 {
-                        if w & (1 << bit) != 0 {
-                            versions.push((word_idx * 32 + bit) as u8);
+                        // A version past 255 cannot be ours; truncated, bit 260 would read as 1.3.
+                        match u8::try_from(word_idx * 32 + bit) {
+                            Ok(v) if w & (1 << bit) != 0 => versions.push(v),
+                            _ => {}
                         }
                     }
                 }
@@ -375,5 +377,29 @@ impl PeerVersions {
             Some(v) => v.iter().map(|&x| name(x)).collect::<Vec<_>>().join(", "),
             None => format!("up to {}", name(self.header_version)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_bitmap_versions_past_255_are_not_wrapped() {
+        // A version bitmap of 9 words with only bit 260 (= 256 + 4) set: no version we speak.
+        let mut msg = vec![OFP13_VERSION, MsgType::Hello as u8, 0, 0, 0, 0, 0, 1];
+        msg.extend_from_slice(&OFPHET_VERSIONBITMAP.to_be_bytes());
+        msg.extend_from_slice(&(4u16 + 9 * 4).to_be_bytes());
+        let mut words = [0u32; 9];
+        words[8] = 1 << 4;
+        for w in words {
+            msg.extend_from_slice(&w.to_be_bytes());
+        }
+        msg.resize(msg.len().div_ceil(8) * 8, 0);
+        let len = msg.len() as u16;
+        msg[2..4].copy_from_slice(&len.to_be_bytes());
+        let peer = PeerVersions::parse(&Frame::new(Bytes::from(msg)).unwrap());
+        assert_eq!(peer.bitmap, Some(vec![]));
+        assert!(!peer.supports_13());
     }
 }
