@@ -7,7 +7,9 @@
 //!   and a completed list deletes the held objects of its scope it no longer has.
 //! * [`Rejections`]: which validation errors are new, to report each once.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use pipelines::model::{Change, Object, ObjectKey, ObjectSet, ValidationError};
 use pipelines::Compiler;
@@ -179,10 +181,10 @@ fn delete(
 }
 
 /// The validation errors already reported, to report each one once (again only after it was
-/// gone for a while: resolved, then back).
+/// gone: resolved, then back). Kept as hashes: a few bytes per rejected object.
 #[derive(Debug, Default)]
 pub struct Rejections {
-    reported: HashSet<ValidationError>,
+    reported: HashSet<u64>,
 }
 
 impl Rejections {
@@ -192,17 +194,20 @@ impl Rejections {
         &mut self,
         errors: impl IntoIterator<Item = &'a ValidationError>,
         report: impl Fn(&ValidationError) -> bool,
-    ) -> Vec<ValidationError> {
-        let mut now = HashSet::new();
+    ) -> Vec<&'a ValidationError> {
+        let mut now = HashSet::with_capacity(self.reported.len());
         let mut new = Vec::new();
         for e in errors {
             if !report(e) {
                 continue;
             }
-            if !self.reported.contains(e) {
-                new.push(e.clone());
+            let mut h = DefaultHasher::new();
+            e.hash(&mut h);
+            let h = h.finish();
+            if !self.reported.contains(&h) {
+                new.push(e);
             }
-            now.insert(e.clone());
+            now.insert(h);
         }
         self.reported = now;
         new
@@ -318,20 +323,18 @@ mod tests {
     fn one_pod_scopes_list_never_deletes_the_others_pods() {
         let c = compiler(&cluster());
         // The local pods' relist is empty: a (on n1) goes, b (on n2) stays.
-        let b = batch(&c, "n1", vec![Input::Listed(Scope::LocalPods, HashSet::new())]);
-        assert_eq!(
-            b.changes,
-            [Change::Delete(ObjectKey::pod("default", "a"))]
+        let b = batch(
+            &c,
+            "n1",
+            vec![Input::Listed(Scope::LocalPods, HashSet::new())],
         );
+        assert_eq!(b.changes, [Change::Delete(ObjectKey::pod("default", "a"))]);
         let b = batch(
             &c,
             "n1",
             vec![Input::Listed(Scope::RemotePods, HashSet::new())],
         );
-        assert_eq!(
-            b.changes,
-            [Change::Delete(ObjectKey::pod("default", "b"))]
-        );
+        assert_eq!(b.changes, [Change::Delete(ObjectKey::pod("default", "b"))]);
     }
 
     #[test]
@@ -396,11 +399,7 @@ mod tests {
         let b = batch(
             &c,
             "n1",
-            vec![Input::Unreadable(
-                Scope::Subnets,
-                k.clone(),
-                "bad".into(),
-            )],
+            vec![Input::Unreadable(Scope::Subnets, k.clone(), "bad".into())],
         );
         assert_eq!(b.changes, [Change::Delete(k.clone())]);
         assert_eq!(b.unreadable[0].key, k);
@@ -434,13 +433,14 @@ mod tests {
         };
         let all = |_: &ValidationError| true;
         let mut r = Rejections::default();
-        assert_eq!(r.update(&[e("s1", "bad")], all), [e("s1", "bad")]);
-        assert!(r.update(&[e("s1", "bad")], all).is_empty());
+        let (bad, worse) = (e("s1", "bad"), e("s1", "worse"));
+        assert_eq!(r.update([&bad], all), [&bad]);
+        assert!(r.update([&bad], all).is_empty());
         // Another reason is another report; a resolved one comes back as new.
-        assert_eq!(r.update(&[e("s1", "worse")], all), [e("s1", "worse")]);
-        assert!(r.update(&[], all).is_empty());
-        assert_eq!(r.update(&[e("s1", "worse")], all), [e("s1", "worse")]);
+        assert_eq!(r.update([&worse], all), [&worse]);
+        assert!(r.update([], all).is_empty());
+        assert_eq!(r.update([&worse], all), [&worse]);
         // Filtered out: never reported.
-        assert!(r.update(&[e("s2", "x")], |e| e.name != "s2").is_empty());
+        assert!(r.update([&e("s2", "x")], |e| e.name != "s2").is_empty());
     }
 }

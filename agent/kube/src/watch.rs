@@ -143,9 +143,7 @@ impl Watches {
             tasks.push(tokio::spawn(async move {
                 match scope {
                     Scope::Nodes => w.run::<NodeShape>(c).await,
-                    Scope::ProviderNetworks => {
-                        w.run::<CrdShape<lean::ProviderNetwork>>(c).await
-                    }
+                    Scope::ProviderNetworks => w.run::<CrdShape<lean::ProviderNetwork>>(c).await,
                     Scope::Vlans => w.run::<CrdShape<lean::Vlan>>(c).await,
                     Scope::Vpcs => w.run::<CrdShape<lean::Vpc>>(c).await,
                     Scope::Subnets => w.run::<CrdShape<lean::Subnet>>(c).await,

@@ -146,7 +146,10 @@ impl Writer {
     /// Queues an Event.
     pub fn note(&self, note: Note) {
         if let Err(e) = self.events.try_send(note) {
-            warn!("kube: event not published (queue full): {:?}", e.into_inner());
+            warn!(
+                "kube: event not published (queue full): {:?}",
+                e.into_inner()
+            );
         }
     }
 }
@@ -154,8 +157,10 @@ impl Writer {
 /// Keeps kovs's keys of this node's labels as wanted: patches when they differ from what the
 /// node has, again after a failure (100 ms doubling to 30 s) or when either side changes.
 async fn label_task(client: Client, node: String, labels: NodeLabels) {
-    let api: Api<Lean<NodeShape>> =
-        Api::all_with(client, &lean::api_resource(pipelines::model::ObjectKind::Node));
+    let api: Api<Lean<NodeShape>> = Api::all_with(
+        client,
+        &lean::api_resource(pipelines::model::ObjectKind::Node),
+    );
     let mut desired = labels.desired.subscribe();
     let mut observed = labels.observed.subscribe();
     let params = PatchParams {
@@ -164,7 +169,10 @@ async fn label_task(client: Client, node: String, labels: NodeLabels) {
     };
     let mut delay = Duration::from_millis(100);
     loop {
-        let patch = label_patch(observed.borrow_and_update().as_ref(), desired.borrow_and_update().as_ref());
+        let patch = label_patch(
+            observed.borrow_and_update().as_ref(),
+            desired.borrow_and_update().as_ref(),
+        );
         let Some(patch) = patch else {
             tokio::select! {
                 r = desired.changed() => if r.is_err() { return },
@@ -242,7 +250,10 @@ async fn event_task(client: Client, node: String, mut rx: mpsc::Receiver<Note>) 
         };
         match recorder.publish(&ev, &reference).await {
             Ok(()) => debug!("kube: event {} on {}", n.reason, n.regarding),
-            Err(e) => warn!("kube: event {} on {} not published: {e}", n.reason, n.regarding),
+            Err(e) => warn!(
+                "kube: event {} on {} not published: {e}",
+                n.reason, n.regarding
+            ),
         }
     }
 }
@@ -273,8 +284,12 @@ mod tests {
     fn kovs_labels_are_the_four_keys_of_the_domain() {
         assert!(is_kovs_label("net1.provider-network.kubernetes.io/ready"));
         assert!(is_kovs_label("a.provider-network.kubernetes.io/exclude"));
-        assert!(!is_kovs_label("net1.provider-network.kubernetes.io/err_mesg"));
-        assert!(!is_kovs_label("net1.provider-network.kubernetes.io/vlan_interfaces"));
+        assert!(!is_kovs_label(
+            "net1.provider-network.kubernetes.io/err_mesg"
+        ));
+        assert!(!is_kovs_label(
+            "net1.provider-network.kubernetes.io/vlan_interfaces"
+        ));
         assert!(!is_kovs_label("provider-network.kubernetes.io/ready"));
         assert!(!is_kovs_label(".provider-network.kubernetes.io/ready"));
         assert!(!is_kovs_label("kubernetes.io/hostname"));
