@@ -329,6 +329,11 @@ fn run_checks_its_flags_and_environment_before_starting_anything() {
         ),
         (("KOVS_METRICS_ADDR", "x"), &[][..], "--metrics-addr: "),
         (
+            ("KOVS_POD_NIC_TYPE", "dpdk-port"),
+            &[][..],
+            "--pod-nic-type \"dpdk-port\" is not a NIC type kovs makes (veth-pair or internal-port)",
+        ),
+        (
             ("KOVS_STATE", "/a:/b"),
             &["--datapath", "x"][..],
             "--datapath x: expected",

@@ -422,3 +422,66 @@ fn a_pod_with_an_invalid_address_is_refused_naming_the_field_and_nothing_is_left
     );
     assert_eq!(code, 0, "{out}");
 }
+
+/// `ovn.kubernetes.io/pod_nic_type: internal-port` gives the pod an OVS internal port moved
+/// into its namespace (not a veth), and `ovn.kubernetes.io/routes` its extra routes; it reaches
+/// a veth pod on the other node; DEL leaves neither port nor device.
+#[test]
+fn an_internal_port_nic_with_annotated_routes_reaches_the_other_node() {
+    let plugin = plugin();
+    let topo = two_nodes();
+    let pod_i = StatePod::new("pod-i", "node1", "10.16.0.30", "00:00:00:ab:00:30")
+        .annotated("ovn.kubernetes.io/pod_nic_type", "internal-port")
+        .annotated(
+            "ovn.kubernetes.io/routes",
+            r#"[{"dst":"192.168.77.0/24","gw":"10.16.0.254"}]"#,
+        );
+    let dir = write_state(&topo, &[pod_i]);
+    let (agent1, sock1) = start_agent(&topo, "node1", &dir);
+    let (agent2, sock2) = start_agent(&topo, "node2", &dir);
+    let i = Netns::new("kovs-cni-i").unwrap();
+    let y = Netns::new("kovs-cni-y").unwrap();
+    let netns = |n: &Netns| format!("/var/run/netns/{}", n.name());
+    let cid_i = format!("{:064x}", 0xab01u32);
+    let cid_y = format!("{:064x}", 0xab02u32);
+
+    let (code, res) = cni(&plugin, "ADD", &sock1, "pod-i", &cid_i, &netns(&i));
+    assert_eq!(code, 0, "{res}\n{}", agent1.log());
+    assert_eq!(res["interfaces"][0]["mac"], "00:00:00:ab:00:30", "{res}");
+    let routes = res["routes"].to_string();
+    assert!(routes.contains("192.168.77.0/24"), "{res}");
+    let (code, res) = cni(&plugin, "ADD", &sock2, "pod-y", &cid_y, &netns(&y));
+    assert_eq!(code, 0, "{res}\n{}", agent2.log());
+
+    let (port, _) = kovs_agent::sys::veth::veth_names(&cid_i, "eth0");
+    let sandbox = topo.node("node1").sandbox();
+    let kind = sandbox.vsctl(&["get", "interface", &port, "type"]).unwrap();
+    assert_eq!(kind.trim(), "internal");
+    let route = i.exec("ip", &["route", "show", "192.168.77.0/24"]).unwrap();
+    assert!(
+        String::from_utf8_lossy(&route.stdout).contains("via 10.16.0.254 dev eth0"),
+        "{}",
+        String::from_utf8_lossy(&route.stdout)
+    );
+    let out = i
+        .exec("ping", &["-c", "3", "-i", "0.2", "-W", "2", "10.16.0.21"])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pod-i -> pod-y: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        agent1.log()
+    );
+
+    let (code, res) = cni(&plugin, "DEL", &sock1, "pod-i", &cid_i, &netns(&i));
+    assert_eq!(code, 0, "{res}");
+    assert!(!ports(&topo, "node1").contains(&port));
+    let links = i.exec("ip", &["-o", "link"]).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains("eth0"),
+        "the internal port left the pod: {}",
+        String::from_utf8_lossy(&links.stdout)
+    );
+    let (code, _) = cni(&plugin, "DEL", &sock2, "pod-y", &cid_y, &netns(&y));
+    assert_eq!(code, 0);
+}

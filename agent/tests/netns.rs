@@ -355,6 +355,54 @@ async fn veth_into_pod_as_eth0() {
 /// `pod_nic_type=internal-port`: a link made by someone else (a tap stands in for the OVS
 /// internal port; in the userspace datapath OVS makes them as taps too) is moved in and
 /// configured the same way, renamed to the CNI ifname.
+/// The CNI ADD's way: the container end is born in the pod's namespace with its final name,
+/// MAC and MTU (no move between namespaces); a name already taken there fails with nothing
+/// left behind on the host.
+#[tokio::test(flavor = "current_thread")]
+async fn veth_born_inside_the_pod_with_its_name_and_mac() {
+    let node = Netns::new("knode").expect("node netns");
+    let pod = Netns::new("kpod").expect("pod netns");
+    let cid = container_id();
+    let (host_if, _) = veth_names(&cid, "eth0");
+    let hnl = Netlink::connect_in(&ns_path(&node)).expect("netlink in node");
+    let pod_ns = NetnsFile::open(&ns_path(&pod)).expect("open pod netns");
+    let mac = parse_mac("02:00:0a:4d:00:07").unwrap();
+    let host = hnl
+        .create_veth_into(&host_if, "eth0", Some(1400), Some(mac), &pod_ns)
+        .await
+        .expect("create veth into the pod");
+    assert_eq!(host.name, host_if);
+    assert_eq!(host.kind.as_deref(), Some("veth"));
+    assert_eq!(host.mtu, 1400);
+    assert!(
+        !hnl.link_exists("eth0").await.unwrap(),
+        "no eth0 on the node"
+    );
+    let link = &ip_json(pod.name(), &["link", "show", "eth0"])[0];
+    assert_eq!(link["address"], "02:00:0a:4d:00:07");
+    assert_eq!(link["mtu"], 1400);
+
+    let other = format!("{}_x", &cid[..12]);
+    let err = hnl
+        .create_veth_into(&other, "eth0", None, None, &pod_ns)
+        .await
+        .unwrap_err();
+    assert_eq!(err.errno(), Some(libc::EEXIST), "{err}");
+    assert!(err.to_string().contains("eth0"), "{err}");
+    assert!(!hnl.link_exists(&other).await.unwrap(), "nothing left");
+
+    // Deleting the host end takes the pod's end with it.
+    assert!(hnl.delete_veth(&host_if).await.unwrap());
+    let left = ip_json(pod.name(), &["link", "show"]);
+    assert!(
+        left.as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["ifname"] != "eth0"),
+        "{left}"
+    );
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn existing_link_into_pod() {
     let node = Netns::new("knode").expect("node netns");

@@ -365,6 +365,7 @@ fn valid(name: &str, ip: [u8; 4], mac: u8) -> ValidPod {
         subnet: "s0".into(),
         ip: ip.into(),
         mac: [0, 0, 0, 0, 0, mac],
+        cni: None,
     }
 }
 
@@ -530,4 +531,35 @@ fn creation_timestamps() {
         Some("2024-04-01T08:30:00Z")
     );
     assert_eq!(s.vpcs[DEFAULT_VPC].creation_timestamp, None);
+}
+
+/// `pod_nic_type` and `routes` ride along in the pod's values (for the CNI server), are kept as
+/// written, and a change of them is a change of the pod, incremental or validated afresh.
+#[test]
+fn cni_annotations_ride_along() {
+    let mut objects = simple_objects();
+    let mut state = validate(&objects);
+    let mut a = pod("default", "a", "s0", "10.0.0.2", "00:00:00:00:00:02");
+    objects.insert(a.clone());
+    state.upsert_pod(&a).unwrap();
+    assert_eq!(state.pods.values().next().unwrap().cni, None);
+
+    a.metadata.annotations.insert(
+        ANNOTATION_ROUTES,
+        r#"[{"dst":"192.168.0.0/16","gw":"10.0.0.254"}]"#,
+    );
+    a.metadata
+        .annotations
+        .insert(ANNOTATION_POD_NIC_TYPE, "internal-port");
+    objects.insert(a.clone());
+    let d = state.upsert_pod(&a).unwrap();
+    assert_eq!(d.added.len(), 1, "{d:?}");
+    let cni = state.pods.values().next().unwrap().cni.clone().unwrap();
+    assert_eq!(cni.nic_type.as_deref(), Some("internal-port"));
+    assert_eq!(
+        cni.routes.as_deref(),
+        Some(r#"[{"dst":"192.168.0.0/16","gw":"10.0.0.254"}]"#)
+    );
+    assert_eq!(state, validate(&objects));
+    assert_eq!(pod_values(&a.key(), &a).unwrap().cni, Some(cni));
 }

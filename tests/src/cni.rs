@@ -21,6 +21,8 @@ pub struct StatePod {
     pub node: String,
     pub ip: String,
     pub mac: String,
+    /// More annotations (`ovn.kubernetes.io/routes`, `pod_nic_type`, ...).
+    pub annotations: Vec<(String, String)>,
 }
 
 impl StatePod {
@@ -30,7 +32,14 @@ impl StatePod {
             node: node.into(),
             ip: ip.into(),
             mac: mac.into(),
+            annotations: Vec::new(),
         }
+    }
+
+    /// This pod with one more annotation.
+    pub fn annotated(mut self, key: &str, value: &str) -> StatePod {
+        self.annotations.push((key.into(), value.into()));
+        self
     }
 }
 
@@ -39,8 +48,14 @@ fn node_yaml(name: &str, ip: Ipv4Addr) -> String {
 }
 
 fn pod_yaml(p: &StatePod) -> String {
+    let extra: String = p
+        .annotations
+        .iter()
+        // Single-quoted YAML scalars: any one-line value survives.
+        .map(|(k, v)| format!("    {k}: '{}'\n", v.replace('\'', "''")))
+        .collect();
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {}\n  namespace: default\n  annotations:\n    ovn.kubernetes.io/ip_address: {}\n    ovn.kubernetes.io/mac_address: {}\n    ovn.kubernetes.io/logical_switch: ovn-default\nspec:\n  nodeName: {}\n---\n",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {}\n  namespace: default\n  annotations:\n    ovn.kubernetes.io/ip_address: {}\n    ovn.kubernetes.io/mac_address: {}\n    ovn.kubernetes.io/logical_switch: ovn-default\n{extra}spec:\n  nodeName: {}\n---\n",
         p.name, p.ip, p.mac, p.node
     )
 }

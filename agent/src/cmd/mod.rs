@@ -45,6 +45,8 @@ pub enum ArgError {
     PortSyntax(String),
     #[error("--port {0}: OFPORT must be a port number (1..65279)")]
     PortNumber(String),
+    #[error("--pod-nic-type {0}")]
+    PodNicType(String),
 }
 
 /// The kovs node agent: programs Open vSwitch over OpenFlow 1.3 for a Kubernetes node.

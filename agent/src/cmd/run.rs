@@ -5,6 +5,7 @@ use tracing::error;
 
 use crate::cmd::compile::parse_tunnel;
 use crate::cmd::ArgError;
+use crate::cni::pod_network::NicType;
 use crate::daemon::{self, Config, SourceConfig};
 
 pub const USAGE: &str = "kovs-agent run --node NAME (--state PATH... | --kubeconfig PATH | --source kube) [--ovs-rundir DIR] [--ovsdb unix:PATH] [--bridge br-int] [--datapath system|netdev] [--tunnel-type geneve|vxlan|stt] [--encap-ip IP] [--metrics-addr ADDR] [--status-file PATH]";
@@ -103,6 +104,15 @@ pub struct RunArgs {
         verbatim_doc_comment
     )]
     pub cni_socket: Option<String>,
+    /// How pods' NICs are made when their ovn.kubernetes.io/pod_nic_type does not say:
+    /// veth-pair or internal-port
+    #[arg(
+        long,
+        value_name = "TYPE",
+        env = "KOVS_POD_NIC_TYPE",
+        default_value = "veth-pair"
+    )]
+    pub pod_nic_type: String,
 }
 
 /// A non-empty environment variable.
@@ -179,9 +189,11 @@ impl RunArgs {
             "" => None,
             p => Some(std::path::PathBuf::from(p)),
         };
+        let pod_nic_type = NicType::parse(&self.pod_nic_type).map_err(ArgError::PodNicType)?;
         Ok(Config {
             status_file,
             cni_socket,
+            pod_nic_type,
             node,
             source,
             ovs_rundir,

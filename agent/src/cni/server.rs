@@ -4,10 +4,12 @@
 //! ADD: refused with 503 ("try again later") before the agent's first full sync; waits (20 s,
 //! as Kube-OVN, woken by state changes) for the pod's address; makes the host side (a veth
 //! pair named from the container id) and its br-int port with `iface-id=<pod>.<namespace>`,
-//! removing an older port of the same iface-id; waits until br-int holds the pod's flows (the
-//! bundle's barrier reply, through the loop) and marks the Interface `ovn-installed`; then
-//! moves and configures the container end. Any failure after the port was made removes the
-//! port and the veth. DEL is idempotent. STATUS says whether the first full sync was made.
+//! removing an older port of the same iface-id (the container end is made right inside the
+//! pod's namespace, with its final name and MAC); waits until br-int holds the pod's flows
+//! (the bundle's barrier reply, through the loop) and marks the Interface `ovn-installed`,
+//! while configuring the container end meanwhile; then sends a gratuitous ARP. Any failure
+//! after the veth was made removes the port and the veth. DEL is idempotent. STATUS says
+//! whether the first full sync was made.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -24,7 +26,7 @@ use kovs_cni::protocol::{
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use crate::cni::pod_network::PodNetwork;
+use crate::cni::pod_network::{NicType, PodNetwork};
 use crate::daemon::cni_link::{CniLink, WaitError};
 use crate::observe::http::{response, Request, Response, Router, JSON_CONTENT_TYPE as JSON};
 use crate::observe::metrics::Metrics;
@@ -226,15 +228,22 @@ impl CniServer {
             .cni_add_phase("address", t.elapsed().as_secs_f64());
         let netns = NetnsFile::open(Path::new(&r.net_ns))
             .map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?;
-        let (host, peer) = veth_names(&r.container_id, &r.if_name);
-        // A retried ADD for the same container starts over.
-        self.remove_host_side(&host).await;
-        let pair = self
-            .nl
-            .create_veth(&host, &peer, Some(net.mtu))
-            .await
-            .map_err(|e| Failure::internal(e.to_string()))?;
-        let made = self.plug(&r, &net, &host, &netns, &pair.peer).await;
+        let inside = Netlink::connect_in(Path::new(&r.net_ns))
+            .map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let (host, _) = veth_names(&r.container_id, &r.if_name);
+        if net.nic_type == NicType::VethPair {
+            // A retried ADD for the same container starts over. Its br-int port, if one was
+            // left, is taken over by `ensure_port` below.
+            if let Err(e) = self.nl.delete_veth(&host).await {
+                warn!(port = %host, "deleting the veth: {e}");
+            }
+            // The container end is born in the pod's namespace with its final name and MAC.
+            self.nl
+                .create_veth_into(&host, &r.if_name, Some(net.mtu), Some(net.mac), &netns)
+                .await
+                .map_err(|e| Failure::internal(e.to_string()))?;
+        }
+        let made = self.plug(&r, &net, &host, &netns, &inside).await;
         match made {
             Ok(resp) => {
                 info!(%pod, ip = %net.ip, port = %host, "pod network configured");
@@ -248,50 +257,54 @@ impl CniServer {
         }
     }
 
-    /// Everything of ADD after the veth pair exists; the caller undoes it on failure.
+    /// Everything of ADD after the veth pair exists (for an internal port: everything); the
+    /// caller undoes it on failure. A veth's container end is configured while the loop
+    /// installs the pod's flows; an internal port exists only once ovs-vswitchd made it, which
+    /// the flows' ofport proves, and then moves. The gratuitous ARP goes out only once both
+    /// are done, so that switches learn a working path.
     async fn plug(
         &self,
         r: &CniRequest,
         net: &PodNetwork,
         host: &str,
         netns: &NetnsFile,
-        peer: &crate::sys::netlink::Link,
+        inside: &Netlink,
     ) -> Result<CniResponse, Failure> {
         let fail = |e: &dyn std::fmt::Display| Failure::internal(e.to_string());
         let t = Instant::now();
         let iface_id = format!("{}.{}", r.pod_name, r.pod_namespace);
         self.remove_older_ports(&iface_id, host).await?;
-        // Up before OVS has it: ovs-vswitchd sets promiscuous mode by reading the link's
-        // flags and writing them back, which would drop an "up" that came in between.
-        let host_link = self.nl.require_link(host).await.map_err(|e| fail(&e))?;
-        self.nl
-            .set_host_veth_up(&host_link)
-            .await
-            .map_err(|e| fail(&e))?;
-        let mut spec = PortSpec::new(&self.bridge, host, "");
+        let internal = net.nic_type == NicType::InternalPort;
+        if !internal {
+            // Up before OVS has it: ovs-vswitchd sets promiscuous mode by reading the link's
+            // flags and writing them back, which would drop an "up" that came in between.
+            let host_link = self.nl.require_link(host).await.map_err(|e| fail(&e))?;
+            self.nl
+                .set_host_veth_up(&host_link)
+                .await
+                .map_err(|e| fail(&e))?;
+        }
+        let mut spec = PortSpec::new(&self.bridge, host, if internal { "internal" } else { "" });
         spec.external_ids = self.external_ids(r, &iface_id);
         self.vs.ensure_port(&spec).await.map_err(|e| fail(&e))?;
         self.metrics
             .cni_add_phase("port", t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        self.link
-            .flows_installed(&iface_id, FLOWS_WAIT)
-            .await
-            .map_err(|e: WaitError| fail(&e))?;
-        // For tools that look for ovn-controller's marker.
-        spec.external_ids
-            .insert("ovn-installed".into(), "true".into());
-        self.vs.ensure_port(&spec).await.map_err(|e| fail(&e))?;
-        self.metrics
-            .cni_add_phase("flows", t.elapsed().as_secs_f64());
 
-        let t = Instant::now();
-        self.nl
-            .move_to_netns(peer, netns)
-            .await
-            .map_err(|e| fail(&e))?;
-        let inside = Netlink::connect_in(Path::new(&r.net_ns)).map_err(|e| fail(&e))?;
-        let mut routes = vec![PodRoute::default_via(IpAddr::V4(net.gateway))];
+        let flows = async {
+            let t = Instant::now();
+            self.link
+                .flows_installed(&iface_id, FLOWS_WAIT)
+                .await
+                .map_err(|e: WaitError| fail(&e))?;
+            // For tools that look for ovn-controller's marker.
+            spec.external_ids
+                .insert("ovn-installed".into(), "true".into());
+            self.vs.ensure_port(&spec).await.map_err(|e| fail(&e))?;
+            self.metrics
+                .cni_add_phase("flows", t.elapsed().as_secs_f64());
+            Ok::<_, Failure>(())
+        };
+        let mut routes = net.routes.clone();
         for extra in &r.routes {
             if let Some(route) = pod_route(extra) {
                 routes.push(route);
@@ -303,14 +316,39 @@ impl CniServer {
             mtu: Some(net.mtu),
             addresses: vec![Cidr::new(IpAddr::V4(net.ip), net.prefix_len)],
             routes,
-            garp: true,
+            garp: false,
         };
-        let iface = inside
-            .configure_container_nic(&peer.name, &nic)
+        let container = async {
+            let t = Instant::now();
+            let mut current = r.if_name.as_str();
+            if internal {
+                // Still on the node unless a retried ADD moved it already.
+                if let Some(port) = self.nl.link(host).await.map_err(|e| fail(&e))? {
+                    self.nl
+                        .move_to_netns(&port, netns)
+                        .await
+                        .map_err(|e| fail(&e))?;
+                    current = host;
+                }
+            }
+            let iface = inside
+                .configure_container_nic(current, &nic)
+                .await
+                .map_err(|e| fail(&e))?;
+            self.metrics
+                .cni_add_phase("netns", t.elapsed().as_secs_f64());
+            Ok::<_, Failure>(iface)
+        };
+        let iface = if internal {
+            flows.await?;
+            container.await?
+        } else {
+            tokio::try_join!(flows, container)?.1
+        };
+        inside
+            .send_garp(&iface.link, net.mac, net.ip)
             .await
             .map_err(|e| fail(&e))?;
-        self.metrics
-            .cni_add_phase("netns", t.elapsed().as_secs_f64());
         Ok(CniResponse {
             ips: vec![IpConfig {
                 protocol: "IPv4".into(),

@@ -146,6 +146,8 @@ mod tests {
             mtu: 1400,
             subnet: "ovn-default".into(),
             provider_network: None,
+            routes: Vec::new(),
+            nic_type: Default::default(),
         }
     }
 

@@ -32,7 +32,7 @@ use pipelines::{Compiler, Delta, NodeConfig, TunnelType};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::cni::pod_network::{self, MtuInputs};
+use crate::cni::pod_network::{self, MtuInputs, NicType};
 use crate::cni::server::CniServer;
 use crate::observe::http::{self, HttpState};
 use crate::observe::metrics::Metrics;
@@ -100,6 +100,8 @@ pub struct Config {
     pub status_file: Option<std::path::PathBuf>,
     /// The CNI API's unix socket, when served.
     pub cni_socket: Option<std::path::PathBuf>,
+    /// How pods' NICs are made when their annotation does not say.
+    pub pod_nic_type: NicType,
 }
 
 /// Where the cluster state comes from.
@@ -550,6 +552,7 @@ impl Daemon {
                     &namespace,
                     &name,
                     mtu,
+                    self.cfg.pod_nic_type,
                 );
                 let _ = reply.send(l);
             }

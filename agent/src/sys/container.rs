@@ -13,7 +13,7 @@ use super::netlink::{
     mac_to_string, Address, Error, Link, Mac, Netlink, Route, FOREVER, SCOPE_LINK, SCOPE_UNIVERSE,
     TABLE_MAIN,
 };
-use super::netns::{in_netns_async, send_garp};
+use super::netns::{in_netns_async_then_drop, send_garp};
 use super::veth::check_ifname;
 
 /// `RTPROT_BOOT`, what `ip route add` uses (printed as no `proto` at all).
@@ -375,8 +375,10 @@ impl Netlink {
             mac_to_string(&mac),
             self.netns_name()
         );
-        in_netns_async(self.netns_arc(), move || {
-            send_garp(index, mac, ip).map_err(|e| Error::request(what, e))
+        in_netns_async_then_drop(self.netns_arc(), move || {
+            send_garp(index, mac, ip)
+                .map(|sock| ((), sock))
+                .map_err(|e| Error::request(what, e))
         })
         .await
     }

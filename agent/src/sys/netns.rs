@@ -5,7 +5,8 @@
 //! namespace for its whole life, whichever thread uses it later. So work "in" a namespace is
 //! done by a short-lived std thread that `setns`es first and exits afterwards (never a thread
 //! of a pool, which would stay in the namespace): [`in_netns`] for blocking callers,
-//! [`in_netns_async`] for async ones (the runtime's thread waits on a channel, not on `join`).
+//! [`in_netns_async_then_drop`] for async ones (the runtime's thread waits on a channel, not on
+//! `join`).
 
 use std::fmt;
 use std::fs::File;
@@ -115,19 +116,34 @@ pub fn in_netns<T: Send>(
     })
 }
 
-/// [`in_netns`] for async callers: the runtime's thread awaits the result instead of blocking.
-pub async fn in_netns_async<T: Send + 'static>(
+/// [`in_netns`] for async callers (the runtime's thread awaits the result instead of
+/// blocking), for work that leaves something slow to release (a packet socket's close waits
+/// for an RCU grace period, ~10 ms): `f` returns its result and that leftover; the result is
+/// handed back first, the leftover is dropped after, off the caller's path.
+pub async fn in_netns_async_then_drop<T: Send + 'static, D: Send + 'static>(
     ns: Option<&std::sync::Arc<NetnsFile>>,
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    f: impl FnOnce() -> Result<(T, D), Error> + Send + 'static,
 ) -> Result<T, Error> {
-    let Some(ns) = ns else { return f() };
+    let Some(ns) = ns else {
+        let (t, leftover) = f()?;
+        if std::mem::needs_drop::<D>() {
+            std::thread::spawn(move || drop(leftover));
+        }
+        return Ok(t);
+    };
     let ns = ns.clone();
     let path = ns.path.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("kovs-netns".into())
-        .spawn(move || {
-            let _ = tx.send(ns.enter().and_then(|()| f()));
+        .spawn(move || match ns.enter().and_then(|()| f()) {
+            Ok((t, leftover)) => {
+                let _ = tx.send(Ok(t));
+                drop(leftover);
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
         })
         .map_err(|source| Error::Netns {
             path: path.clone(),
@@ -145,8 +161,13 @@ pub async fn in_netns_async<T: Send + 'static>(
 
 /// Sends one gratuitous ARP request for `ip` from `mac` out of link `index` (the namespace of
 /// the calling thread): `who-has IP tell IP`, to the broadcast address, on a raw AF_PACKET
-/// socket (no external tool).
-pub(crate) fn send_garp(index: u32, mac: [u8; 6], ip: std::net::Ipv4Addr) -> Result<(), io::Error> {
+/// socket (no external tool). The socket is returned, not closed: its close is slow (see
+/// [`in_netns_async_then_drop`]).
+pub(crate) fn send_garp(
+    index: u32,
+    mac: [u8; 6],
+    ip: std::net::Ipv4Addr,
+) -> Result<std::os::fd::OwnedFd, io::Error> {
     let mut frame = Vec::with_capacity(42);
     frame.extend_from_slice(&[0xff; 6]);
     frame.extend_from_slice(&mac);
@@ -192,5 +213,5 @@ pub(crate) fn send_garp(index: u32, mac: [u8; 6], ip: std::net::Ipv4Addr) -> Res
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(sock)
 }

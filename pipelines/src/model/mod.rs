@@ -31,9 +31,10 @@ pub use objects::{
 };
 pub use validate::{
     pod_is_bound, pod_values, u2o_default_ip, validate, validate_with, ClusterState, GatewayType,
-    NodeInterface, NodeSelector, PodName, RoutePolicy, SelectorOperator, SelectorRequirement,
-    SubnetMode, U2o, U2oSource, ValidNode, ValidPod, ValidProviderNetwork, ValidStaticRoute,
-    ValidSubnet, ValidVlan, ValidVpc, ValidationError, VlanBinding, ANNOTATION_IP_ADDRESS,
-    ANNOTATION_LOGICAL_SWITCH, ANNOTATION_MAC_ADDRESS, DEFAULT_SUBNET_PROVIDER,
-    DEFAULT_VLAN_PROVIDER, DEFAULT_VPC, MAX_INTERFACE_NAME, MAX_PROVIDER_NETWORK_NAME,
+    NodeInterface, NodeSelector, PodCniAnnotations, PodName, RoutePolicy, SelectorOperator,
+    SelectorRequirement, SubnetMode, U2o, U2oSource, ValidNode, ValidPod, ValidProviderNetwork,
+    ValidStaticRoute, ValidSubnet, ValidVlan, ValidVpc, ValidationError, VlanBinding,
+    ANNOTATION_IP_ADDRESS, ANNOTATION_LOGICAL_SWITCH, ANNOTATION_MAC_ADDRESS,
+    ANNOTATION_POD_NIC_TYPE, ANNOTATION_ROUTES, DEFAULT_SUBNET_PROVIDER, DEFAULT_VLAN_PROVIDER,
+    DEFAULT_VPC, MAX_INTERFACE_NAME, MAX_PROVIDER_NETWORK_NAME,
 };

@@ -27,7 +27,7 @@ use super::objects::{ObjectKey, ObjectKind, ObjectSet};
 
 pub use node::ValidNode;
 pub(super) use pod::{check_pod, Claims, PodContext, PodVerdict};
-pub use pod::{pod_is_bound, pod_values, Name, PodName, ValidPod};
+pub use pod::{pod_is_bound, pod_values, Name, PodCniAnnotations, PodName, ValidPod};
 pub(super) use pod_index::{PodIndex, Slot};
 pub use provider_network::{
     NodeInterface, NodeSelector, SelectorOperator, SelectorRequirement, ValidProviderNetwork,
@@ -50,6 +50,10 @@ pub const ANNOTATION_IP_ADDRESS: &str = "ovn.kubernetes.io/ip_address";
 pub const ANNOTATION_MAC_ADDRESS: &str = "ovn.kubernetes.io/mac_address";
 /// Pod annotation naming its Subnet.
 pub const ANNOTATION_LOGICAL_SWITCH: &str = "ovn.kubernetes.io/logical_switch";
+/// How the pod's NIC is made: `veth-pair` (the default) or `internal-port` (CNI only).
+pub const ANNOTATION_POD_NIC_TYPE: &str = "ovn.kubernetes.io/pod_nic_type";
+/// Extra routes of the pod, JSON `[{"dst":"CIDR","gw":"IP"}]` (CNI only).
+pub const ANNOTATION_ROUTES: &str = "ovn.kubernetes.io/routes";
 /// Longest ProviderNetwork name: `br-<name>` must fit IFNAMSIZ-1 = 15.
 pub const MAX_PROVIDER_NETWORK_NAME: usize = 12;
 /// Longest interface name (IFNAMSIZ-1).

@@ -12,7 +12,7 @@ use super::pod_index::PodIndex;
 use super::{
     annotation_field, missing_message, parse_ip_list, ClusterState, Report, ValidNode, ValidSubnet,
     ValidationError, Validator, ANNOTATION_IP_ADDRESS, ANNOTATION_LOGICAL_SWITCH,
-    ANNOTATION_MAC_ADDRESS,
+    ANNOTATION_MAC_ADDRESS, ANNOTATION_POD_NIC_TYPE, ANNOTATION_ROUTES,
 };
 
 /// A shared, immutable name. Pods are most of a cluster and each is indexed several times (by
@@ -86,6 +86,28 @@ pub struct ValidPod {
     pub subnet: Name,
     pub ip: Ipv4Addr,
     pub mac: MacAddr,
+    /// What its annotations ask of the CNI ADD beyond the address; `None` (one word) for
+    /// nearly every pod.
+    pub cni: Option<Box<PodCniAnnotations>>,
+}
+
+/// A pod's `pod_nic_type` and `routes` annotations, as written: the flows never depend on
+/// them; the CNI server parses and judges them when the pod's NIC is made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodCniAnnotations {
+    pub nic_type: Option<Box<str>>,
+    pub routes: Option<Box<str>>,
+}
+
+impl PodCniAnnotations {
+    fn of(pod: &Pod) -> Option<Box<PodCniAnnotations>> {
+        let get = |k: &str| pod.metadata.annotations.get(k).map(Box::from);
+        let a = PodCniAnnotations {
+            nic_type: get(ANNOTATION_POD_NIC_TYPE),
+            routes: get(ANNOTATION_ROUTES),
+        };
+        (a != PodCniAnnotations::default()).then(|| Box::new(a))
+    }
 }
 
 /// Hands out one [`Name`] per distinct namespace, node and subnet name while validating.
@@ -266,6 +288,7 @@ pub(in crate::model) fn check_pod(key: &ObjectKey, pod: &Pod, ctx: &PodContext<'
         node: pod.spec.node_name.as_str(),
         ip: bound.ip.map(|s| (s, parse_ip_list(s))),
         mac: bound.mac.map(|s| (s, parse_mac(s.trim()))),
+        cni: PodCniAnnotations::of(pod),
     };
     check_inputs(key, inputs, ctx)
 }
@@ -279,6 +302,7 @@ pub(in crate::model) fn check_parsed(p: &ValidPod, ctx: &PodContext<'_>) -> PodV
         node: &p.node,
         ip: Some(("", Ok(Some(p.ip)))),
         mac: Some(("", Some(p.mac))),
+        cni: p.cni.clone(),
     };
     check_inputs(&key, inputs, ctx)
 }
@@ -289,6 +313,7 @@ struct PodInputs<'a> {
     node: &'a str,
     ip: Option<(&'a str, Result<Option<Ipv4Addr>, String>)>,
     mac: Option<(&'a str, Option<MacAddr>)>,
+    cni: Option<Box<PodCniAnnotations>>,
 }
 
 /// A bound pod's values from its own fields alone: everything [`check_pod`] reads of the pod.
@@ -304,6 +329,7 @@ pub fn pod_values(key: &ObjectKey, pod: &Pod) -> Option<ValidPod> {
         subnet: bound.subnet?.into(),
         ip,
         mac,
+        cni: PodCniAnnotations::of(pod),
     })
 }
 
@@ -455,6 +481,7 @@ fn check_inputs(key: &ObjectKey, bound: PodInputs<'_>, ctx: &PodContext<'_>) -> 
             subnet: subnet.into(),
             ip,
             mac,
+            cni: bound.cni,
         }),
         _ => None,
     };
