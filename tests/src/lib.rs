@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod cni;
+mod forward;
 mod names;
 mod netns;
 mod sandbox;
@@ -14,6 +15,7 @@ pub mod topology;
 mod util;
 
 pub use agent::{assert_sync_order, check_sync_order, AgentProcess};
+pub use forward::LoopbackForward;
 pub use names::{cleanup_stale, unique_name};
 pub use netns::{ip, Netns};
 pub use sandbox::{OvsSandbox, SandboxOptions};
