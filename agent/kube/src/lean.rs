@@ -2,9 +2,14 @@
 //! is parsed, so a Pod's containers, status conditions, `managedFields` and
 //! `last-applied-configuration` are skipped without being allocated.
 //!
-//! A [`Lean`] object is turned into the model's [`Object`] by [`Lean::to_model`], which goes
+//! A [`Lean`] object is turned into the model's [`Object`] by [`Shape::to_model`], which goes
 //! through [`Object::from_value`]: the file source's path, so validation and its messages are
 //! the same whichever source an object came from.
+//!
+//! Remote pods come from Kube-OVN's IP objects ([`IpShape`]): an IP is read as the pod it
+//! stands for (its address, MAC, subnet and node as the pod's annotations and `spec.nodeName`),
+//! so the pod rules of the model apply to it unchanged. Why IPs and not Pods:
+//! `docs/architecture.md`, "The kube source".
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,7 +17,7 @@ use std::marker::PhantomData;
 
 use kube::api::{ApiResource, ObjectMeta};
 use kube::core::{DynamicResourceScope, Resource};
-use pipelines::model::{Object, ObjectKind};
+use pipelines::model::{Object, ObjectKey, ObjectKind};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -37,12 +42,56 @@ impl Keep {
 }
 
 /// What kovs reads of one kind: which metadata maps, which top-level sections and, in each
-/// section, which fields (`None`: all of it).
+/// section, which fields (`None`: all of it); and how an object becomes the model's.
 pub trait Shape: Clone + fmt::Debug + Send + Sync + 'static {
+    /// The model's kind of the objects it gives.
     const KIND: ObjectKind;
     const LABELS: bool;
     const ANNOTATIONS: Keep;
     const SECTIONS: &'static [(&'static str, Option<&'static [&'static str]>)];
+
+    /// The API resource watched.
+    fn api_resource() -> ApiResource {
+        api_resource(Self::KIND)
+    }
+
+    /// The model's object, read from the object's JSON form as the file source reads it.
+    fn to_model(o: &Lean<Self>) -> Result<Object, serde_json::Error> {
+        Object::from_value(Self::KIND, o.to_value())
+    }
+
+    /// The model's key of the object (pods without a namespace are in `default`).
+    fn key(o: &Lean<Self>) -> ObjectKey {
+        let name = o.metadata.name.clone().unwrap_or_default();
+        if Self::KIND.is_namespaced() {
+            let ns = o
+                .metadata
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".into());
+            ObjectKey::pod(ns, name)
+        } else {
+            ObjectKey::cluster(Self::KIND, name)
+        }
+    }
+
+    /// What the watcher of node `this_node` makes of the object (what a selector cannot say).
+    fn take(_o: &Lean<Self>, _this_node: &str) -> Take {
+        Take::Object
+    }
+}
+
+/// What a watcher makes of an object it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// An object of its scope.
+    Object,
+    /// Its key is no longer in the scope: as if deleted (a delete the other scope's object
+    /// survives, see `batch`).
+    Gone,
+    /// Not an object of the model (nothing is done with it).
+    Ignore,
 }
 
 /// Kube-OVN's annotation prefix: every annotation the model reads of a Pod or Node.
@@ -72,6 +121,103 @@ impl Shape for NodeShape {
     const ANNOTATIONS: Keep = Keep::Prefix(OVN_PREFIX);
     const SECTIONS: &'static [(&'static str, Option<&'static [&'static str]>)] =
         &[("status", Some(&["addresses"]))];
+}
+
+/// A Kube-OVN IP object (`kubeovn.io/v1` IP, one per pod NIC, written by the controller that
+/// allocates addresses), read as the pod it stands for: the primary NIC's IP (named
+/// `<pod>.<namespace>`) of a pod on another node.
+#[derive(Debug, Clone)]
+pub struct IpShape;
+
+/// The IP fields read.
+const IP_FIELDS: &[&str] = &[
+    "podName",
+    "namespace",
+    "subnet",
+    "nodeName",
+    "ipAddress",
+    "v4IpAddress",
+    "macAddress",
+];
+
+impl IpShape {
+    fn field<'a>(o: &'a Lean<Self>, name: &str) -> &'a str {
+        o.section("spec")
+            .and_then(|s| s.get(name))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
+impl Shape for IpShape {
+    const KIND: ObjectKind = ObjectKind::Pod;
+    const LABELS: bool = false;
+    const ANNOTATIONS: Keep = Keep::Nothing;
+    const SECTIONS: &'static [(&'static str, Option<&'static [&'static str]>)] =
+        &[("spec", Some(IP_FIELDS))];
+
+    fn api_resource() -> ApiResource {
+        ApiResource {
+            group: "kubeovn.io".into(),
+            version: "v1".into(),
+            api_version: "kubeovn.io/v1".into(),
+            kind: "IP".into(),
+            plural: "ips".into(),
+        }
+    }
+
+    /// The pod: `spec.podName` in `spec.namespace` on `spec.nodeName`, with Kube-OVN's
+    /// address annotations from `spec.v4IpAddress` (else `spec.ipAddress`),
+    /// `spec.macAddress` and `spec.subnet`.
+    fn to_model(o: &Lean<Self>) -> Result<Object, serde_json::Error> {
+        let f = |n| Self::field(o, n);
+        let ip = match f("v4IpAddress") {
+            "" => f("ipAddress"),
+            v4 => v4,
+        };
+        let mut annotations = Map::new();
+        for (key, value) in [
+            (pipelines::model::ANNOTATION_IP_ADDRESS, ip),
+            (pipelines::model::ANNOTATION_MAC_ADDRESS, f("macAddress")),
+            (pipelines::model::ANNOTATION_LOGICAL_SWITCH, f("subnet")),
+        ] {
+            if !value.is_empty() {
+                annotations.insert(key.into(), Value::String(value.into()));
+            }
+        }
+        let pod = serde_json::json!({
+            "metadata": {"name": f("podName"), "namespace": f("namespace"),
+                         "annotations": annotations},
+            "spec": {"nodeName": f("nodeName")},
+        });
+        Object::from_value(ObjectKind::Pod, pod)
+    }
+
+    fn key(o: &Lean<Self>) -> ObjectKey {
+        let ns = match Self::field(o, "namespace") {
+            "" => "default",
+            ns => ns,
+        };
+        ObjectKey::pod(ns, Self::field(o, "podName"))
+    }
+
+    /// Only the primary NIC's IP (`<pod>.<namespace>`; an attachment network's is
+    /// `<pod>.<namespace>.<provider>`), and only of a pod not on this node (this node's pods
+    /// come from its Pod watcher).
+    fn take(o: &Lean<Self>, this_node: &str) -> Take {
+        let primary = format!(
+            "{}.{}",
+            Self::field(o, "podName"),
+            Self::field(o, "namespace")
+        );
+        if o.metadata.name.as_deref() != Some(primary.as_str()) {
+            Take::Ignore
+        } else if Self::field(o, "nodeName") == this_node {
+            Take::Gone
+        } else {
+            Take::Object
+        }
+    }
 }
 
 /// A `kubeovn.io/v1` object: few and small, read whole (spec and status).
@@ -127,9 +273,14 @@ impl<S> fmt::Debug for Lean<S> {
 }
 
 impl<S: Shape> Lean<S> {
-    /// The model's object, read from this one's JSON form as the file source reads it.
+    /// The model's object ([`Shape::to_model`]).
     pub fn to_model(&self) -> Result<Object, serde_json::Error> {
-        Object::from_value(S::KIND, self.to_value())
+        S::to_model(self)
+    }
+
+    /// The model's key ([`Shape::key`]).
+    pub fn key(&self) -> ObjectKey {
+        S::key(self)
     }
 
     /// The object as JSON, with what the shape kept.
@@ -389,7 +540,6 @@ impl<'de> Visitor<'de> for SectionSeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pipelines::model::ObjectKey;
 
     const POD: &str = r#"{
       "kind": "Pod", "apiVersion": "v1",
@@ -505,5 +655,50 @@ mod tests {
         let text = r#"{"metadata": {"name": "p", "namespace": "n", "annotations": null}}"#;
         let p: Lean<PodShape> = serde_json::from_str(text).unwrap();
         assert!(p.to_model().is_ok());
+    }
+
+    const IP: &str = r#"{"apiVersion": "kubeovn.io/v1", "kind": "IP",
+      "metadata": {"name": "web-1.ns1", "resourceVersion": "9",
+        "labels": {"ovn.kubernetes.io/node-name": "node2", "ovn.kubernetes.io/subnet": "ovn-default"},
+        "managedFields": [{"manager": "kube-ovn-controller"}]},
+      "spec": {"podName": "web-1", "namespace": "ns1", "subnet": "ovn-default",
+               "nodeName": "node2", "ipAddress": "10.16.0.9", "v4IpAddress": "10.16.0.9",
+               "v6IpAddress": "", "macAddress": "00:00:00:aa:00:09", "attachIps": [],
+               "containerID": "abc", "podType": ""}}"#;
+
+    #[test]
+    fn an_ip_is_read_as_the_pod_it_stands_for() {
+        let ip: Lean<IpShape> = serde_json::from_str(IP).unwrap();
+        assert_eq!(ip.key(), ObjectKey::pod("ns1", "web-1"));
+        assert_eq!(IpShape::take(&ip, "node1"), Take::Object);
+        assert_eq!(
+            IpShape::take(&ip, "node2"),
+            Take::Gone,
+            "node2's own pods come from Pods"
+        );
+        // The same pod written as a file has the same model object.
+        let mut loaded = pipelines::model::Loaded::default();
+        loaded.add_value(
+            serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+              "metadata": {"name": "web-1", "namespace": "ns1", "annotations": {
+                "ovn.kubernetes.io/ip_address": "10.16.0.9",
+                "ovn.kubernetes.io/mac_address": "00:00:00:aa:00:09",
+                "ovn.kubernetes.io/logical_switch": "ovn-default"}},
+              "spec": {"nodeName": "node2"}}),
+            "f",
+        );
+        let model = ip.to_model().unwrap();
+        assert_eq!(loaded.objects.get(&model.key()), Some(&model));
+        // An attachment network's IP (`<pod>.<ns>.<provider>`) is not the pod's primary NIC.
+        let other = IP.replace(
+            r#""name": "web-1.ns1""#,
+            r#""name": "web-1.ns1.net1.ns1.ovn""#,
+        );
+        let other: Lean<IpShape> = serde_json::from_str(&other).unwrap();
+        assert_eq!(IpShape::take(&other, "node1"), Take::Ignore);
+        // Only ipAddress (older controllers): still read.
+        let old = IP.replace(r#""v4IpAddress": "10.16.0.9","#, "");
+        let old: Lean<IpShape> = serde_json::from_str(&old).unwrap();
+        assert_eq!(old.to_model().unwrap(), model);
     }
 }

@@ -22,7 +22,7 @@ use pipelines::model::{Object, ObjectKey, ObjectKind};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::lean::{self, CrdShape, Lean, NodeShape, PodShape, Shape};
+use crate::lean::{self, CrdShape, IpShape, Lean, NodeShape, PodShape, Shape, Take};
 use crate::NodeLabels;
 
 /// One watcher: a kind, and for pods which node's.
@@ -35,7 +35,8 @@ pub enum Scope {
     Subnets,
     /// This node's pods (`spec.nodeName=<node>`): what the CNI server wires.
     LocalPods,
-    /// Every other pod (`spec.nodeName!=<node>`): their addresses and nodes, for the overlay.
+    /// Every other node's pods, from Kube-OVN's IP objects (label
+    /// `ovn.kubernetes.io/node-name!=<node>`): their addresses and nodes, for the overlay.
     RemotePods,
 }
 
@@ -89,11 +90,14 @@ impl Scope {
         let c = watcher::Config::default();
         match self {
             Scope::LocalPods => c.fields(&format!("spec.nodeName={this_node}")),
-            Scope::RemotePods => c.fields(&format!("spec.nodeName!={this_node}")),
+            Scope::RemotePods => c.labels(&format!("{IP_NODE_LABEL}!={this_node}")),
             _ => c,
         }
     }
 }
+
+/// The label Kube-OVN puts on an IP object: the node of its pod.
+pub const IP_NODE_LABEL: &str = "ovn.kubernetes.io/node-name";
 
 /// What the watchers tell the loop.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,7 +151,8 @@ impl Watches {
                     Scope::Vlans => w.run::<CrdShape<lean::Vlan>>(c).await,
                     Scope::Vpcs => w.run::<CrdShape<lean::Vpc>>(c).await,
                     Scope::Subnets => w.run::<CrdShape<lean::Subnet>>(c).await,
-                    Scope::LocalPods | Scope::RemotePods => w.run::<PodShape>(c).await,
+                    Scope::LocalPods => w.run::<PodShape>(c).await,
+                    Scope::RemotePods => w.run::<IpShape>(c).await,
                 }
             }));
         }
@@ -229,7 +234,7 @@ struct Watcher {
 
 impl Watcher {
     async fn run<S: Shape>(self, client: Client) {
-        let api: Api<Lean<S>> = Api::all_with(client, &lean::api_resource(S::KIND));
+        let api: Api<Lean<S>> = Api::all_with(client, &S::api_resource());
         let stream = watcher(api, self.scope.config(&self.this_node)).backoff(Backoff::default());
         let mut stream = std::pin::pin!(stream);
         // Keys of the list in progress, between Init and InitDone.
@@ -242,6 +247,10 @@ impl Watcher {
                     continue;
                 }
                 Ok(watcher::Event::InitApply(o)) => {
+                    // Not listed: a key held from before is deleted by the Listed.
+                    if S::take(&o, &self.this_node) != Take::Object {
+                        continue;
+                    }
                     let input = self.decode(&o);
                     if let (Some(seen), Input::Apply(_, obj)) = (&mut listing, &input) {
                         seen.insert(obj.key());
@@ -253,15 +262,20 @@ impl Watcher {
                     debug!(watch = self.scope.name(), objects = seen.len(), "listed");
                     Input::Listed(self.scope, seen)
                 }
-                Ok(watcher::Event::Apply(o)) => self.decode(&o),
-                Ok(watcher::Event::Delete(o)) => {
+                Ok(watcher::Event::Apply(o)) => match S::take(&o, &self.this_node) {
+                    Take::Object => self.decode(&o),
+                    Take::Gone => Input::Delete(self.scope, o.key()),
+                    Take::Ignore => continue,
+                },
+                Ok(watcher::Event::Delete(o)) if S::take(&o, &self.this_node) != Take::Ignore => {
                     if self.scope == Scope::Nodes
                         && o.metadata.name.as_deref() == Some(&self.this_node)
                     {
                         self.node_labels.observed(None);
                     }
-                    Input::Delete(self.scope, key_of(&o))
+                    Input::Delete(self.scope, o.key())
                 }
+                Ok(watcher::Event::Delete(_)) => continue,
                 Err(e) => {
                     self.failed(&e);
                     continue;
@@ -282,7 +296,7 @@ impl Watcher {
         match o.to_model() {
             Ok(obj) => Input::Apply(self.scope, obj),
             Err(e) => {
-                let key = key_of(o);
+                let key = o.key();
                 Input::Unreadable(self.scope, key.clone(), format!("{key}: {e}"))
             }
         }
@@ -297,23 +311,6 @@ impl Watcher {
             debug!(watch = self.scope.name(), "kube: {e}");
             self.errors.report();
         }
-    }
-}
-
-/// The key of an API object of the shape's kind (pods without a namespace are in `default`,
-/// as the model has them).
-pub fn key_of<S: Shape>(o: &Lean<S>) -> ObjectKey {
-    let name = o.metadata.name.clone().unwrap_or_default();
-    if S::KIND.is_namespaced() {
-        let ns = o
-            .metadata
-            .namespace
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "default".into());
-        ObjectKey::pod(ns, name)
-    } else {
-        ObjectKey::cluster(S::KIND, name)
     }
 }
 

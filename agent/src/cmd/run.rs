@@ -207,6 +207,19 @@ impl RunArgs {
     }
 }
 
+/// The log filter: `KOVS_LOG` (default `info`). kube-rs logs every failed request and broken
+/// stream as an error; the agent says itself, once per change, whether the API server answers
+/// and which watch it refuses, so kube-rs stays quiet unless `KOVS_LOG` names it.
+fn log_filter(spec: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let spec = spec.unwrap_or("info");
+    let spec = if spec.contains("kube_") {
+        spec.to_string()
+    } else {
+        format!("{spec},kube_client=off,kube_runtime=off")
+    };
+    tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|_| "info".into())
+}
+
 pub fn run(args: RunArgs) -> i32 {
     let cfg = match args.into_config() {
         Ok(c) => c,
@@ -216,10 +229,7 @@ pub fn run(args: RunArgs) -> i32 {
         }
     };
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KOVS_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(log_filter(var("KOVS_LOG").as_deref()))
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
