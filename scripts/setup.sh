@@ -19,6 +19,8 @@ command -v runc >/dev/null 2>&1         || need+=(runc)
 [ -x /usr/lib/cni/loopback ]            || need+=(containernetworking-plugins)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
 installed busybox-static                || need+=(busybox-static)
+# The private control plane's certificates and service-account key (tests/src/kube.rs).
+command -v openssl >/dev/null 2>&1      || need+=(openssl)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
@@ -42,3 +44,7 @@ fi
 
 # cnitool (libcni's driver) for agent/tests/cni_libcni.rs: built once per machine, cached.
 "$(dirname "$0")/cnitool.sh" >/dev/null
+
+# kube-apiserver, kubectl and etcd for the tests' private control plane (tests/src/kube.rs):
+# built once per machine from the Go module proxy (the slow step of a cold setup), cached.
+"$(dirname "$0")/k8s-tools.sh" >/dev/null

@@ -212,20 +212,23 @@ pub fn run(pods: usize, samples: usize) -> Result<serde_json::Value, String> {
         )
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    let phase_ms = |phase: &str| {
+    let mean_ms = |histogram: &str, labels: &str| {
         let get = |what: &str| {
-            let key = format!("kovs_cni_add_seconds_{what}{{phase=\"{phase}\"}} ");
+            let key = format!("{histogram}_{what}{labels}");
             metrics
                 .lines()
-                .find_map(|l| l.strip_prefix(key.as_str()))
+                .find_map(|l| l.strip_prefix(key.as_str())?.strip_prefix(' '))
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .unwrap_or(0.0)
         };
         round(get("sum") / get("count").max(1.0) * 1e3, 2)
     };
+    let phase_ms = |phase: &str| mean_ms("kovs_cni_add_seconds", &format!("{{phase=\"{phase}\"}}"));
+    // Of the flows phase, the part after ovs-vswitchd reported the port's ofport.
     let phases = serde_json::json!({
         "address": phase_ms("address"), "port": phase_ms("port"),
         "flows": phase_ms("flows"), "netns": phase_ms("netns"),
+        "flows_after_ofport": mean_ms("kovs_pod_port_seconds", ""),
     });
     for (i, _) in resident.iter().enumerate() {
         let path = format!("/var/run/netns/{}", resident[i].name());

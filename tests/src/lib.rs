@@ -3,11 +3,13 @@
 //! [`OvsSandbox`] runs a private ovsdb-server and ovs-vswitchd (userspace datapath) in a temp
 //! dir and, by default, its own network namespace, so tests run in parallel and never touch
 //! the system's OVS. [`Netns`], [`ip`] and [`unique_name`] build the hosts around it.
+//! [`KubeCluster`] is a private etcd + kube-apiserver for the Kubernetes layer's tests.
 //! Everything is cleaned up on drop; [`cleanup_stale`] removes what killed test processes left.
 
 pub mod agent;
 pub mod cni;
 mod forward;
+pub mod kube;
 mod names;
 mod netns;
 mod sandbox;
@@ -16,6 +18,7 @@ mod util;
 
 pub use agent::{assert_sync_order, check_sync_order, AgentProcess};
 pub use forward::LoopbackForward;
+pub use kube::KubeCluster;
 pub use names::{cleanup_stale, unique_name};
 pub use netns::{ip, Netns};
 pub use sandbox::{OvsSandbox, SandboxOptions};

@@ -146,11 +146,17 @@ pub fn cleanup_stale() {
     }
 }
 
-/// SIGKILLs the OVS daemons whose pidfiles are in `dir`, if their command line names `dir`
-/// (so a recycled pid is never hit).
+/// SIGKILLs the daemons (OVS sandboxes', and a [`crate::kube::KubeCluster`]'s etcd and
+/// kube-apiserver) whose pidfiles are in `dir`, if their command line names `dir` (so a
+/// recycled pid is never hit).
 fn kill_dir_daemons(dir: &Path) {
     let Some(dir_str) = dir.to_str() else { return };
-    for pidfile in ["ovs-vswitchd.pid", "ovsdb-server.pid"] {
+    for pidfile in [
+        "ovs-vswitchd.pid",
+        "ovsdb-server.pid",
+        "kube-apiserver.pid",
+        "etcd.pid",
+    ] {
         let Ok(text) = fs::read_to_string(dir.join(pidfile)) else {
             continue;
         };

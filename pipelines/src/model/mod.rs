@@ -14,6 +14,7 @@
 
 mod addr;
 mod incremental;
+pub mod ipam;
 mod load;
 mod objects;
 mod validate;
