@@ -548,6 +548,7 @@ fn an_api_outage_keeps_the_dataplane_and_a_relist_of_nothing_new_changes_no_flow
         "the gauge comes back\n{}",
         k.logs()
     );
+    assert!(k.agent(0).log().contains("the API server answers again"));
     // Every watcher relisted; nothing changed, so no flow was sent.
     let t = Instant::now();
     while k.metric(0, "kovs_kube_lists_total{watch=\"remote-pods\"}") <= lists {

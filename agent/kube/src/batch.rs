@@ -366,6 +366,27 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_event_is_one_pod_change() {
+        let c = compiler(&cluster());
+        let moved = objects(&pod("a", "n1", 40)).pop().unwrap();
+        let b = batch(
+            &c,
+            "n1",
+            vec![Input::Apply(Scope::LocalPods, moved.clone())],
+        );
+        assert_eq!(b.changes, [Change::Apply(moved)]);
+        let b = batch(
+            &c,
+            "n1",
+            vec![Input::Delete(
+                Scope::RemotePods,
+                ObjectKey::pod("default", "b"),
+            )],
+        );
+        assert_eq!(b.changes, [Change::Delete(ObjectKey::pod("default", "b"))]);
+    }
+
+    #[test]
     fn the_last_input_for_a_key_wins_and_deletes_of_unknown_keys_are_dropped() {
         let c = compiler(&cluster());
         let objs = objects(&pod("x", "n2", 30));
