@@ -234,7 +234,7 @@ impl Daemon {
         }
 
         // State. Only the objects and errors are kept (the locations index every object).
-        let (source, objects) = match &cfg.source {
+        let (mut source, objects) = match &cfg.source {
             SourceConfig::Files(paths) => {
                 let mut watcher = StateWatcher::new(paths);
                 let Loaded {
@@ -258,7 +258,6 @@ impl Daemon {
             warn!(node = %cfg.node, "this node is not in the state: no flows until it appears");
         }
         report_rejections(&compiler, &metrics);
-        let mut source = source;
         if let Source::Kube(k) = &mut source {
             k.report_rejections(&compiler);
         }
