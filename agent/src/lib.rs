@@ -5,14 +5,16 @@
 //!
 //! ```text
 //! sources ──changes──▶ daemon ──Delta──▶ reconcile::flows ──bundles──▶ ovs-vswitchd (OpenFlow)
-//!  files (YAML)         the loop:           per bridge: full sync,
-//!  OVSDB Interface      compiler            deltas, flow monitor
-//!  rows (ofports)       (pipelines)  ──NodeIntent──▶ reconcile::{provider, node_port}
-//!                                                   ──▶ ovsdb-server, rtnetlink (sys)
+//!  files (YAML), or     the loop:           per bridge: full sync,
+//!  the Kubernetes API   compiler            deltas, flow monitor
+//!  OVSDB Interface      (pipelines)  ──NodeIntent──▶ reconcile::{provider, node_port}
+//!  rows (ofports)                                   ──▶ ovsdb-server, rtnetlink (sys)
 //!                       observe: metrics, /healthz, /readyz, /status
+//!                       kube source ──▶ node labels, Events (API server)
 //! ```
 //!
-//! * [`sources`]: what produces inputs (state files; the OVSDB Interface table's ofports).
+//! * [`sources`]: what produces inputs (state files or the Kubernetes API, through the
+//!   `kovs-kube` crate; the OVSDB Interface table's ofports).
 //! * [`daemon`]: the `run` loop: drains inputs, feeds the compiler, hands its output on.
 //! * [`reconcile`]: desired vs actual, one module per actuator (flows per bridge, provider
 //!   networks, the node port).

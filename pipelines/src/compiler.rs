@@ -96,18 +96,7 @@ impl Compiler {
     pub fn changes_from(&self, new: &ObjectSet) -> Vec<Change> {
         let mut v = Vec::new();
         for (k, o) in new.iter() {
-            let same = match o {
-                Object::Pod(p) => {
-                    let held = self.state.parsed_pod(&PodName::from(k));
-                    match pod_values(k, p) {
-                        Some(values) => held == Some(&values),
-                        None if !pod_is_bound(p) => held.is_none() && !self.objects.contains(k),
-                        None => self.objects.get(k) == Some(o),
-                    }
-                }
-                _ => self.objects.get(k) == Some(o),
-            };
-            if !same {
+            if !self.holds_at(k, o) {
                 v.push(Change::Apply(o.clone()));
             }
         }
@@ -121,6 +110,68 @@ impl Compiler {
             if !new.contains(&k) {
                 v.push(Change::Delete(k));
             }
+        }
+        v
+    }
+
+    /// Whether applying `o` would change nothing the dataplane can tell ([`Compiler::changes_from`]
+    /// for one object): a watch event or a relisted object equal to what the compiler holds is
+    /// no change.
+    pub fn holds(&self, o: &Object) -> bool {
+        self.holds_at(&o.key(), o)
+    }
+
+    fn holds_at(&self, k: &ObjectKey, o: &Object) -> bool {
+        match o {
+            Object::Pod(p) => {
+                let held = self.state.parsed_pod(&PodName::from(k));
+                match pod_values(k, p) {
+                    Some(values) => held == Some(&values),
+                    None if !pod_is_bound(p) => held.is_none() && !self.objects.contains(k),
+                    None => self.objects.get(k) == Some(o),
+                }
+            }
+            _ => self.objects.get(k) == Some(o),
+        }
+    }
+
+    /// Whether the compiler holds an object under `key` (`None`: it does not), and for a pod
+    /// its node.
+    pub fn held(&self, key: &ObjectKey) -> Option<Option<&str>> {
+        if let Some(o) = self.objects.get(key) {
+            return Some(match o {
+                Object::Pod(p) => Some(p.spec.node_name.as_str()),
+                _ => None,
+            });
+        }
+        if key.kind == ObjectKind::Pod {
+            let p = self.state.parsed_pod(&PodName::from(key))?;
+            return Some(Some(&*p.node));
+        }
+        None
+    }
+
+    /// The keys of the objects of `kind` the compiler holds, each with its node for a pod
+    /// (`spec.nodeName`): what a relist of that kind is diffed against, the ones it no longer
+    /// lists being deleted. Unbound pods are not held (they have no dataplane).
+    pub fn held_keys(&self, kind: ObjectKind) -> Vec<(ObjectKey, Option<&str>)> {
+        let mut v: Vec<(ObjectKey, Option<&str>)> = self
+            .objects
+            .of_kind(kind)
+            .map(|(k, o)| {
+                let node = match o {
+                    Object::Pod(p) => Some(p.spec.node_name.as_str()),
+                    _ => None,
+                };
+                (k.clone(), node)
+            })
+            .collect();
+        if kind == ObjectKind::Pod {
+            v.extend(
+                self.state
+                    .parsed_pods()
+                    .map(|(n, p)| (ObjectKey::pod(n.namespace(), n.name()), Some(&*p.node))),
+            );
         }
         v
     }

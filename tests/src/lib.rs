@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod cni;
+mod forward;
 pub mod kube;
 mod names;
 mod netns;
@@ -16,6 +17,7 @@ pub mod topology;
 mod util;
 
 pub use agent::{assert_sync_order, check_sync_order, AgentProcess};
+pub use forward::LoopbackForward;
 pub use kube::KubeCluster;
 pub use names::{cleanup_stale, unique_name};
 pub use netns::{ip, Netns};

@@ -187,6 +187,9 @@ pub struct PingStats {
 pub struct BackgroundPing {
     child: Option<Child>,
     line: String,
+    /// Reads ping's output as it comes: a full pipe (~1000 replies) would block ping, which
+    /// then never gets to its summary.
+    stdout: Option<std::thread::JoinHandle<String>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -992,12 +995,19 @@ impl Pod {
             .stderr(Stdio::piped());
         let line = describe(&cmd);
         // `ip netns exec` execs ping in place, so the child's pid is ping's.
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot run `{line}`: {e}")))?;
+        let mut out = child.stdout.take().expect("piped stdout");
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut out, &mut text);
+            text
+        });
         Ok(BackgroundPing {
             child: Some(child),
             line,
+            stdout: Some(stdout),
         })
     }
 }
@@ -1025,7 +1035,11 @@ impl BackgroundPing {
             let _ = child.kill();
         }
         let out = child.wait_with_output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = self
+            .stdout
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
         parse_ping(&text).ok_or_else(|| {
             let err = check_output(&self.line, out.clone())
                 .err()

@@ -27,6 +27,12 @@ pub enum ArgError {
     NoState,
     #[error("--state {0}: no such file or directory")]
     NoSuchState(String),
+    #[error("--source {0}: expected file or kube")]
+    Source(String),
+    #[error("--state and the kube source exclude each other (--source kube, --kubeconfig)")]
+    StateAndKube,
+    #[error("--kubeconfig needs the kube source (not --source file)")]
+    KubeconfigAndFile,
     #[error("--datapath {0}: expected system or netdev")]
     Datapath(String),
     #[error("--tunnel-type {0}: expected geneve, vxlan or stt")]
@@ -56,6 +62,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     // Each command's help is the doc comment of its arguments' struct.

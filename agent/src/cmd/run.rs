@@ -6,15 +6,19 @@ use tracing::error;
 use crate::cmd::compile::parse_tunnel;
 use crate::cmd::ArgError;
 use crate::cni::pod_network::NicType;
-use crate::daemon::{self, Config};
+use crate::daemon::{self, Config, SourceConfig};
 
-pub const USAGE: &str = "kovs-agent run --node NAME --state PATH... [--ovs-rundir DIR] [--ovsdb unix:PATH] [--bridge br-int] [--datapath system|netdev] [--tunnel-type geneve|vxlan|stt] [--encap-ip IP] [--metrics-addr ADDR] [--status-file PATH]";
+pub const USAGE: &str = "kovs-agent run --node NAME (--state PATH... | --kubeconfig PATH | --source kube) [--ovs-rundir DIR] [--ovsdb unix:PATH] [--bridge br-int] [--datapath system|netdev] [--tunnel-type geneve|vxlan|stt] [--encap-ip IP] [--metrics-addr ADDR] [--status-file PATH]";
 
 /// Keep this node's ovs-vswitchd in the desired state (the daemon)
 ///
-/// Watches the state files and OVSDB, installs every change as a minimal delta in one
-/// atomic OpenFlow bundle, manages the node port (kovs0) and the provider networks'
-/// bridges, and serves /metrics, /healthz, /readyz and /status on --metrics-addr.
+/// Watches the state (files, or the Kubernetes API) and OVSDB, installs every change as a
+/// minimal delta in one atomic OpenFlow bundle, manages the node port (kovs0) and the
+/// provider networks' bridges, and serves /metrics, /healthz, /readyz and /status on
+/// --metrics-addr.
+///
+/// The source: --source says it; without it, the Kubernetes API with --kubeconfig, or
+/// in a pod (KUBERNETES_SERVICE_HOST set) when no state files are given; else the files.
 ///
 /// A flag wins over its environment variable; an empty variable counts as unset.
 /// Logs go to stderr, filtered by KOVS_LOG (e.g. info, debug). See docs/operations.md.
@@ -26,12 +30,18 @@ pub struct RunArgs {
     /// Without the flag: KUBE_NODE_NAME, then NODE_NAME.
     #[arg(long, value_name = "NAME", env = "KUBE_NODE_NAME")]
     pub node: Option<String>,
-    /// State files and directories to watch (required)
+    /// State files and directories to watch (the file source)
     ///
     /// Kube-OVN objects as YAML or JSON. Several paths may follow one --state, and
     /// --state may be repeated. Without the flag: KOVS_STATE, ':'-separated.
     #[arg(long, value_name = "PATH", num_args = 1.., action = clap::ArgAction::Append, verbatim_doc_comment)]
     pub state: Vec<String>,
+    /// Where the state comes from: file (--state) or kube (the Kubernetes API)
+    #[arg(long, value_name = "file|kube", env = "KOVS_SOURCE")]
+    pub source: Option<String>,
+    /// The Kubernetes API from this kubeconfig (implies --source kube) [default: in-cluster]
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<String>,
     /// Open vSwitch's run directory (db.sock, <bridge>.mgmt)
     #[arg(
         long,
@@ -129,9 +139,34 @@ impl RunArgs {
                     .collect();
             }
         }
-        if state.is_empty() {
-            return Err(ArgError::NoStateOrEnv);
-        }
+        let kubeconfig = self.kubeconfig.filter(|p| !p.is_empty());
+        let kube = match self.source.as_deref().unwrap_or("") {
+            "file" => false,
+            "kube" => true,
+            // Not said: --kubeconfig, or in a pod with no state files.
+            "" => {
+                kubeconfig.is_some()
+                    || (state.is_empty() && var("KUBERNETES_SERVICE_HOST").is_some())
+            }
+            other => return Err(ArgError::Source(other.to_string())),
+        };
+        let source = if kube {
+            if !state.is_empty() {
+                return Err(ArgError::StateAndKube);
+            }
+            SourceConfig::Kube(match kubeconfig {
+                Some(p) => kovs_kube::Endpoint::Kubeconfig(p.into()),
+                None => kovs_kube::Endpoint::InCluster,
+            })
+        } else {
+            if kubeconfig.is_some() {
+                return Err(ArgError::KubeconfigAndFile);
+            }
+            if state.is_empty() {
+                return Err(ArgError::NoStateOrEnv);
+            }
+            SourceConfig::Files(state)
+        };
         let ovs_rundir = self.ovs_rundir;
         let ovsdb = self
             .ovsdb
@@ -160,7 +195,7 @@ impl RunArgs {
             cni_socket,
             pod_nic_type,
             node,
-            state,
+            source,
             ovs_rundir,
             ovsdb,
             bridge: self.bridge,
@@ -172,6 +207,19 @@ impl RunArgs {
     }
 }
 
+/// The log filter: `KOVS_LOG` (default `info`). kube-rs logs every failed request and broken
+/// stream as an error; the agent says itself, once per change, whether the API server answers
+/// and which watch it refuses, so kube-rs stays quiet unless `KOVS_LOG` names it.
+fn log_filter(spec: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let spec = spec.unwrap_or("info");
+    let spec = if spec.contains("kube_") {
+        spec.to_string()
+    } else {
+        format!("{spec},kube_client=off,kube_runtime=off")
+    };
+    tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|_| "info".into())
+}
+
 pub fn run(args: RunArgs) -> i32 {
     let cfg = match args.into_config() {
         Ok(c) => c,
@@ -181,10 +229,7 @@ pub fn run(args: RunArgs) -> i32 {
         }
     };
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KOVS_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(log_filter(var("KOVS_LOG").as_deref()))
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
@@ -255,7 +300,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.node, "n1");
-        assert_eq!(c.state, ["a.yaml", "dir", "b.yaml"]);
+        assert_eq!(
+            c.source,
+            SourceConfig::Files(vec!["a.yaml".into(), "dir".into(), "b.yaml".into()])
+        );
         assert_eq!(c.ovs_rundir, "/run/x");
         assert_eq!(c.ovsdb, "tcp:1.2.3.4:6640");
         assert_eq!(c.bridge, "br-x");
@@ -284,9 +332,64 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.node, "b");
-        assert_eq!(c.state, ["s"]);
+        assert_eq!(c.source, SourceConfig::Files(vec!["s".into()]));
         assert_eq!(c.ovsdb, "unix:/y/db.sock");
         assert_eq!((c.encap_ip, c.status_file), (None, None));
+    }
+
+    #[test]
+    fn the_source_is_the_files_unless_kube_is_said_or_implied() {
+        use kovs_kube::Endpoint;
+        // --kubeconfig implies kube; --source says it; both exclude --state.
+        let c = config(&["--node", "n", "--kubeconfig", "/k"]).unwrap();
+        assert_eq!(
+            c.source,
+            SourceConfig::Kube(Endpoint::Kubeconfig("/k".into()))
+        );
+        let c = config(&["--node", "n", "--source", "kube"]).unwrap();
+        assert_eq!(c.source, SourceConfig::Kube(Endpoint::InCluster));
+        let c = config(&["--node", "n", "--source", "file", "--state", "s"]).unwrap();
+        assert_eq!(c.source, SourceConfig::Files(vec!["s".into()]));
+        let err = |argv: &[&str]| config(argv).unwrap_err();
+        assert_eq!(
+            err(&["--node", "n", "--kubeconfig", "/k", "--state", "s"]),
+            "--state and the kube source exclude each other (--source kube, --kubeconfig)"
+        );
+        assert_eq!(
+            err(&["--node", "n", "--source", "file", "--kubeconfig", "/k"]),
+            "--kubeconfig needs the kube source (not --source file)"
+        );
+        assert_eq!(
+            err(&["--node", "n", "--source", "etcd"]),
+            "--source etcd: expected file or kube"
+        );
+        assert_eq!(
+            err(&["--node", "n", "--source", "file"]),
+            "--state needs at least one file or directory (or KOVS_STATE)"
+        );
+    }
+
+    #[test]
+    fn in_a_pod_without_state_files_the_source_is_the_api() {
+        // The only test reading KUBERNETES_SERVICE_HOST (and the only one without --state
+        // that gets that far), so setting it here races with nothing.
+        std::env::set_var("KUBERNETES_SERVICE_HOST", "10.96.0.1");
+        let in_pod = config(&["--node", "n"]);
+        let files_win = config(&["--node", "n", "--state", "s"]);
+        std::env::remove_var("KUBERNETES_SERVICE_HOST");
+        let outside = config(&["--node", "n"]);
+        assert_eq!(
+            in_pod.unwrap().source,
+            SourceConfig::Kube(kovs_kube::Endpoint::InCluster)
+        );
+        assert_eq!(
+            files_win.unwrap().source,
+            SourceConfig::Files(vec!["s".into()])
+        );
+        assert_eq!(
+            outside.unwrap_err(),
+            "--state needs at least one file or directory (or KOVS_STATE)"
+        );
     }
 
     #[test]

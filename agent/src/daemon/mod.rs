@@ -1,7 +1,8 @@
 //! `kovs-agent run`: keeps a real ovs-vswitchd, and the host side of it, in the desired state.
 //!
 //! One loop owns everything: the compiler, each bridge's session, the port map. Inputs arrive
-//! on channels and timers — state files (polled every 50 ms), OVSDB Interface updates (the
+//! on channels and timers — the state (files polled every 50 ms, or the Kubernetes API's
+//! watch events, [`crate::sources::kube`]), OVSDB Interface updates (the
 //! Interface monitor's task), switch events (one task per bridge, from flowlib's reconnecting
 //! `Switch`) and flow-monitor refusals. Bursts are drained before compiling, so events close
 //! together become one delta and one bundle per bridge. Each round then:
@@ -42,6 +43,7 @@ use crate::ovsdb::{
 use crate::reconcile::node_port::NodePortSync;
 use crate::reconcile::provider::ProviderNetworks;
 use crate::sources::files::StateWatcher;
+use crate::sources::kube::KubeSource;
 use crate::sources::ovsdb_ports::Ports;
 use crate::sys::netlink::{self, Netlink};
 use bridges::{Bridges, SwitchInput};
@@ -70,6 +72,8 @@ pub enum Error {
     #[error("state: nothing to load")]
     NoState,
     #[error("{0}")]
+    Kube(#[from] kovs_kube::Error),
+    #[error("{0}")]
     Switch(#[from] flowlib::conn::Error),
     #[error("{0}")]
     Signal(std::io::Error),
@@ -84,7 +88,7 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub node: String,
-    pub state: Vec<String>,
+    pub source: SourceConfig,
     pub ovs_rundir: String,
     pub ovsdb: String,
     pub bridge: String,
@@ -98,6 +102,21 @@ pub struct Config {
     pub cni_socket: Option<std::path::PathBuf>,
     /// How pods' NICs are made when their annotation does not say.
     pub pod_nic_type: NicType,
+}
+
+/// Where the cluster state comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    /// State files and directories (`--state`), watched.
+    Files(Vec<String>),
+    /// The Kubernetes API.
+    Kube(kovs_kube::Endpoint),
+}
+
+/// The running source.
+enum Source {
+    Files(StateWatcher),
+    Kube(Box<KubeSource>),
 }
 
 impl Config {
@@ -152,6 +171,7 @@ enum Wake {
     ProviderRetry,
     DriftCheck,
     Ports(Vec<WatchEvent<Interface>>, Instant),
+    Kube(Vec<kovs_kube::Input>),
     Switch(Vec<SwitchInput>),
     Cni(CniQuery),
     Stop,
@@ -166,7 +186,7 @@ struct Daemon {
     iface_watch: Watch<Interface>,
     ports: Ports,
     tunnel_port: String,
-    watcher: StateWatcher,
+    source: Source,
     compiler: Compiler,
     providers: ProviderNetworks,
     bridges: Bridges,
@@ -214,14 +234,23 @@ impl Daemon {
         }
 
         // State. Only the objects and errors are kept (the locations index every object).
-        let mut watcher = StateWatcher::new(&cfg.state);
-        let Loaded {
-            objects, errors, ..
-        } = load_apart(&mut watcher).ok_or(Error::NoState)?.loaded;
-        for e in &errors {
-            warn!("state: {e}");
-            metrics.error("state");
-        }
+        let (mut source, objects) = match &cfg.source {
+            SourceConfig::Files(paths) => {
+                let mut watcher = StateWatcher::new(paths);
+                let Loaded {
+                    objects, errors, ..
+                } = load_apart(&mut watcher).ok_or(Error::NoState)?.loaded;
+                for e in &errors {
+                    warn!("state: {e}");
+                    metrics.error("state");
+                }
+                (Source::Files(watcher), objects)
+            }
+            SourceConfig::Kube(endpoint) => {
+                let (k, objects) = KubeSource::start(endpoint, &cfg.node, &metrics).await?;
+                (Source::Kube(Box::new(k)), objects)
+            }
+        };
         let mut node_cfg = NodeConfig::new(&cfg.node, cfg.tunnel);
         ports.fill(&mut node_cfg, &tunnel_port);
         let compiler = Compiler::new(node_cfg, objects);
@@ -229,6 +258,9 @@ impl Daemon {
             warn!(node = %cfg.node, "this node is not in the state: no flows until it appears");
         }
         report_rejections(&compiler, &metrics);
+        if let Source::Kube(k) = &mut source {
+            k.report_rejections(&compiler);
+        }
 
         // Provider networks: NICs onto br-<pn>, then the patch ports joining them to br-int.
         let mut providers = ProviderNetworks::new(
@@ -252,7 +284,7 @@ impl Daemon {
             iface_watch,
             ports,
             tunnel_port,
-            watcher,
+            source,
             compiler,
             providers,
             bridges,
@@ -300,6 +332,7 @@ impl Daemon {
                     Wake::Switch(inputs)
                 }
                 Some(q) = next_query(&mut self.cni) => Wake::Cni(q),
+                Some(inputs) = next_kube(&mut self.source) => Wake::Kube(inputs),
                 _ = tokio::signal::ctrl_c() => Wake::Stop,
                 _ = sigterm.recv() => Wake::Stop,
             };
@@ -308,6 +341,7 @@ impl Daemon {
             let mut state_changed = false;
             match wake {
                 Wake::StatePoll => state_changed = self.reload_state(&mut delta).await?,
+                Wake::Kube(inputs) => state_changed = self.kube_inputs(inputs, &mut delta).await?,
                 Wake::ProviderRetry => {
                     // The transaction connection lost without the monitor noticing a restart.
                     if !self.vs.is_connected() {
@@ -364,7 +398,10 @@ impl Daemon {
     /// State files: a reload is diffed against the compiler's state.
     /// Returns whether the compiler's state changed.
     async fn reload_state(&mut self, delta: &mut Delta) -> Result<bool, Error> {
-        let Some(r) = load_apart(&mut self.watcher) else {
+        let Source::Files(watcher) = &mut self.source else {
+            return Ok(false);
+        };
+        let Some(r) = load_apart(watcher) else {
             return Ok(false);
         };
         for e in &r.loaded.errors {
@@ -373,6 +410,36 @@ impl Daemon {
         }
         let changes = self.compiler.changes_from(&r.loaded.objects);
         drop(r);
+        self.apply_changes(changes, delta).await
+    }
+
+    /// Watch events of the kube source: what the compiler does not hold yet.
+    /// Returns whether the compiler's state changed.
+    async fn kube_inputs(
+        &mut self,
+        inputs: Vec<kovs_kube::Input>,
+        delta: &mut Delta,
+    ) -> Result<bool, Error> {
+        let Source::Kube(k) = &mut self.source else {
+            return Ok(false);
+        };
+        let changes = k.changes(&self.compiler, inputs, &self.metrics);
+        let changed = self.apply_changes(changes, delta).await?;
+        if changed {
+            if let Source::Kube(k) = &mut self.source {
+                k.report_rejections(&self.compiler);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Object changes into the compiler (one delta); provider networks are reconciled when
+    /// anything but pods changed. Returns whether there was any change.
+    async fn apply_changes(
+        &mut self,
+        changes: Vec<Change>,
+        delta: &mut Delta,
+    ) -> Result<bool, Error> {
         if changes.is_empty() {
             return Ok(false);
         }
@@ -534,6 +601,14 @@ impl Daemon {
             ));
             self.ready_reported = self.ready;
         }
+    }
+}
+
+/// The next watch events of the kube source; never, with state files.
+async fn next_kube(source: &mut Source) -> Option<Vec<kovs_kube::Input>> {
+    match source {
+        Source::Kube(k) => k.next().await,
+        Source::Files(_) => std::future::pending().await,
     }
 }
 

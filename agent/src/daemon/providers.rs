@@ -13,6 +13,9 @@ use crate::reconcile::provider::ProviderEvent;
 impl Daemon {
     pub(super) async fn sync_providers(&mut self) -> Result<(), Error> {
         for ev in self.providers.reconcile(self.compiler.state()).await {
+            if let super::Source::Kube(k) = &self.source {
+                k.provider_event(&ev);
+            }
             match ev {
                 ProviderEvent::Failed { .. } | ProviderEvent::RestoreFailed { .. } => {
                     warn!("provider network: {ev}")
@@ -23,6 +26,9 @@ impl Daemon {
         self.ensure_patch_ports().await;
         self.connect_provider_bridges()?;
         self.status_file.write(&self.providers.status());
+        if let super::Source::Kube(k) = &self.source {
+            k.want_labels(self.providers.node_labels());
+        }
         Ok(())
     }
 

@@ -37,6 +37,11 @@ struct PhaseLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WatchLabel {
+    watch: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: String,
 }
@@ -68,6 +73,8 @@ struct Inner {
     reconciles: Counter,
     switch_connected: Gauge,
     ovsdb_connected: Gauge,
+    kube_connected: Gauge,
+    kube_lists: Family<WatchLabel, Counter>,
     ready: Gauge,
     pods_bound: Gauge,
     pod_port_seconds: Histogram,
@@ -182,6 +189,20 @@ impl Metrics {
             ovsdb_connected.clone(),
         );
 
+        let kube_connected = Gauge::default();
+        registry.register(
+            "kube_connected",
+            "1 while the Kubernetes API server answers (kube source; 0 with state files)",
+            kube_connected.clone(),
+        );
+
+        let kube_lists = Family::<WatchLabel, Counter>::default();
+        registry.register(
+            "kube_lists",
+            "Complete lists of a watcher (the first, then one per relist after a 410 or a lost watch)",
+            kube_lists.clone(),
+        );
+
         let ready = Gauge::default();
         registry.register(
             "ready",
@@ -231,6 +252,11 @@ impl Metrics {
         for kind in ERROR_KINDS {
             errors.get_or_create_owned(&KindLabel::new(kind));
         }
+        for scope in kovs_kube::Scope::ALL {
+            kube_lists.get_or_create_owned(&WatchLabel {
+                watch: scope.name().to_string(),
+            });
+        }
         for kind in ObjectKind::ALL {
             objects_rejected.get_or_create_owned(&KindLabel::new(kind.as_str()));
         }
@@ -248,6 +274,8 @@ impl Metrics {
                 reconciles,
                 switch_connected,
                 ovsdb_connected,
+                kube_connected,
+                kube_lists,
                 ready,
                 pods_bound,
                 pod_port_seconds,
@@ -340,6 +368,20 @@ impl Metrics {
         self.inner.ovsdb_connected.set(i64::from(up));
     }
 
+    pub fn set_kube_connected(&self, up: bool) {
+        self.inner.kube_connected.set(i64::from(up));
+    }
+
+    /// A watcher (`nodes`, `local-pods`, ...) completed a list.
+    pub fn kube_listed(&self, watch: &str) {
+        self.inner
+            .kube_lists
+            .get_or_create(&WatchLabel {
+                watch: watch.to_string(),
+            })
+            .inc();
+    }
+
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.set(i64::from(ready));
     }
@@ -381,6 +423,8 @@ mod tests {
             "kovs_reconciles",
             "kovs_switch_connected",
             "kovs_ovsdb_connected",
+            "kovs_kube_connected",
+            "kovs_kube_lists",
             "kovs_ready",
             "kovs_pods_bound",
         ] {
@@ -432,6 +476,9 @@ mod tests {
         m.set_switch_connected(true);
         m.set_ovsdb_connected(true);
         m.set_ovsdb_connected(false);
+        m.set_kube_connected(true);
+        m.kube_listed("local-pods");
+        m.kube_listed("local-pods");
         m.set_ready(true);
         m.set_pods_bound(7);
         let text = m.encode();
@@ -453,6 +500,8 @@ mod tests {
             "kovs_reconcile_seconds_count 1",
             "kovs_switch_connected 1",
             "kovs_ovsdb_connected 0",
+            "kovs_kube_connected 1",
+            "kovs_kube_lists_total{watch=\"local-pods\"} 2",
             "kovs_ready 1",
             "kovs_pods_bound 7",
         ] {

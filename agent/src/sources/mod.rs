@@ -1,4 +1,6 @@
-//! What produces the agent's inputs: the state files, and the OVSDB Interface table's ofports.
+//! What produces the agent's inputs: the state (files, or the Kubernetes API), and the OVSDB
+//! Interface table's ofports.
 
 pub mod files;
+pub mod kube;
 pub mod ovsdb_ports;

@@ -319,6 +319,14 @@ impl ProviderNetworks {
             .any(|p| matches!(p, Phase::Failed { .. } | Phase::RestoreFailed { .. }))
     }
 
+    /// This node's labels as Kube-OVN's daemon keeps them, for the kube source to write: `ready`,
+    /// `interface` and `mtu` of each network set up here, `exclude` of each network the node is
+    /// excluded from. A failed network has none (Kube-OVN removes them on failure): only what
+    /// is true is labelled.
+    pub fn node_labels(&self) -> BTreeMap<String, String> {
+        node_labels(&self.nets)
+    }
+
     /// Kube-OVN's view: node labels, and the `err_mesg` of each failed network; plus a
     /// per-network summary.
     ///
@@ -589,6 +597,25 @@ impl ProviderNetworks {
     }
 }
 
+/// [`ProviderNetworks::node_labels`] of these phases.
+fn node_labels(nets: &BTreeMap<String, Phase>) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    for (pn, phase) in nets {
+        match phase {
+            Phase::Ready { interface, mtu, .. } => {
+                labels.insert(label(pn, "ready"), "true".to_string());
+                labels.insert(label(pn, "interface"), interface.clone());
+                labels.insert(label(pn, "mtu"), mtu.to_string());
+            }
+            Phase::Excluded => {
+                labels.insert(label(pn, "exclude"), "true".to_string());
+            }
+            Phase::Failed { .. } | Phase::Unknown(_) | Phase::RestoreFailed { .. } => {}
+        }
+    }
+    labels
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,6 +626,44 @@ mod tests {
         fn send<T: Send>(_: T) {}
         send(p.reconcile(s));
         send(p.restore_all_orphans(s));
+    }
+
+    #[test]
+    fn node_labels_say_only_what_is_true() {
+        let nets: BTreeMap<String, Phase> = [
+            (
+                "net1",
+                Phase::Ready {
+                    bridge: "br-net1".into(),
+                    interface: "eth1".into(),
+                    mtu: 1500,
+                    exchange: false,
+                },
+            ),
+            ("net2", Phase::Excluded),
+            (
+                "net3",
+                Phase::Failed {
+                    interface: "eth9".into(),
+                    error: "nic eth9 does not exist".into(),
+                },
+            ),
+            ("net4", Phase::Unknown("no node".into())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let l = node_labels(&nets);
+        let want: BTreeMap<String, String> = [
+            ("net1.provider-network.kubernetes.io/ready", "true"),
+            ("net1.provider-network.kubernetes.io/interface", "eth1"),
+            ("net1.provider-network.kubernetes.io/mtu", "1500"),
+            ("net2.provider-network.kubernetes.io/exclude", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(l, want);
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub const MAX_PROVIDER_NETWORK_NAME: usize = 12;
 pub const MAX_INTERFACE_NAME: usize = 15;
 
 /// Why an object was rejected. Displays as `Subnet "foo": spec.gateway: <message>`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 #[error("{kind} \"{name}\": {field}: {message}")]
 pub struct ValidationError {
     /// Kind of the rejected object.
