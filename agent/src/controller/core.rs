@@ -417,9 +417,12 @@ impl Core {
                 .pods
                 .get(&(ns.clone(), n.clone()))
                 .map_or(true, |p| p.allocated().is_some()),
-            _ => true,
+            _ => false,
         });
-        for key in held.into_iter().chain(rest) {
+        // Subnets last: their status counts what this round allocated.
+        let (subnets, rest): (Vec<&Key>, Vec<&Key>) =
+            rest.into_iter().partition(|k| matches!(k, Key::Subnet(_)));
+        for key in held.into_iter().chain(rest).chain(subnets) {
             let writes = match key {
                 Key::Install => self.install(),
                 Key::Subnet(n) => self.subnet(n, now),
@@ -1194,5 +1197,320 @@ fn key_name(kind: Kind, o: &Value) -> String {
         format!("{ns}/{name}")
     } else {
         name.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subnet_obj(name: &str, spec: Value) -> Value {
+        json!({"apiVersion": "kubeovn.io/v1", "kind": "Subnet",
+               "metadata": {"name": name, "uid": format!("u-{name}")}, "spec": spec})
+    }
+
+    fn formatted(name: &str, cidr: &str, gw: &str, exclude: &[&str], extra: Value) -> Value {
+        let mut spec = json!({"cidrBlock": cidr, "gateway": gw, "excludeIps": exclude,
+            "protocol": "IPv4", "provider": "ovn", "vpc": "ovn-cluster"});
+        if name != "join" {
+            spec["gatewayType"] = json!("distributed");
+        }
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            spec[k] = v.clone();
+        }
+        subnet_obj(name, spec)
+    }
+
+    fn pod_obj(ns: &str, name: &str, annotations: Value) -> Value {
+        json!({"metadata": {"name": name, "namespace": ns, "uid": format!("u-{name}"),
+                            "annotations": annotations}, "spec": {"nodeName": "n1"}})
+    }
+
+    fn cluster(extra: Vec<(Kind, Vec<Value>)>) -> Core {
+        let mut core = Core::new(Config::default(), 7);
+        let mut lists: BTreeMap<Kind, Vec<Value>> =
+            Kind::ALL.iter().map(|k| (*k, vec![])).collect();
+        lists.get_mut(&Kind::Subnet).unwrap().extend([
+            formatted(
+                "ovn-default",
+                "10.16.0.0/16",
+                "10.16.0.1",
+                &["10.16.0.1"],
+                json!({"default": true}),
+            ),
+            formatted(
+                "join",
+                "100.64.0.0/16",
+                "100.64.0.1",
+                &["100.64.0.1"],
+                json!({}),
+            ),
+        ]);
+        lists.get_mut(&Kind::Vpc).unwrap().push(
+            json!({"apiVersion": "kubeovn.io/v1", "kind": "Vpc", "metadata": {"name": "ovn-cluster"}, "spec": {}}),
+        );
+        for (k, v) in extra {
+            lists.get_mut(&k).unwrap().extend(v);
+        }
+        for (k, v) in lists {
+            core.observe(Event::Listed(k, v));
+        }
+        core
+    }
+
+    /// Pod annotation patches by pod name.
+    fn pod_patches(chains: &[Chain]) -> BTreeMap<String, Value> {
+        chains
+            .iter()
+            .flat_map(|c| &c.writes)
+            .filter_map(|w| match w {
+                Write::Patch {
+                    kind: Kind::Pod,
+                    name,
+                    patch,
+                    ..
+                } => Some((name.clone(), patch["metadata"]["annotations"].clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn events(chains: &[Chain]) -> Vec<(String, String)> {
+        chains
+            .iter()
+            .flat_map(|c| &c.writes)
+            .filter_map(|w| match w {
+                Write::Event {
+                    regarding, note, ..
+                } => Some((regarding.name.clone(), note.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nothing_is_written_before_every_kind_is_listed() {
+        let mut core = Core::new(Config::default(), 1);
+        core.observe(Event::Listed(
+            Kind::Pod,
+            vec![pod_obj("default", "a", json!({}))],
+        ));
+        assert!(core.reconcile("t").is_empty());
+        assert!(!core.is_ready());
+    }
+
+    #[test]
+    fn the_kubeasz_namespace_gets_its_subnet_and_its_pods_addresses_from_11() {
+        let ns = json!({"metadata": {"name": "test-ns", "uid": "u-ns", "annotations": {
+            "ovn.kubernetes.io/cidr": "10.17.0.0/24", "ovn.kubernetes.io/gateway": "10.17.0.1",
+            "ovn.kubernetes.io/logical_switch": "test-ns-subnet",
+            "ovn.kubernetes.io/exclude_ips": "10.17.0.1..10.17.0.10"}}});
+        let mut core = cluster(vec![
+            (
+                Kind::Namespace,
+                vec![ns, json!({"metadata": {"name": "default", "uid": "u-d"}})],
+            ),
+            (
+                Kind::Pod,
+                vec![
+                    pod_obj("test-ns", "p1", json!({})),
+                    pod_obj("test-ns", "p2", json!({})),
+                    pod_obj("default", "d1", json!({})),
+                ],
+            ),
+        ]);
+        let chains = core.reconcile("t");
+        let created: Vec<&Value> = chains
+            .iter()
+            .flat_map(|c| &c.writes)
+            .filter_map(|w| match w {
+                Write::Create {
+                    kind: Kind::Subnet,
+                    object,
+                } => Some(object),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(created.len(), 1, "{chains:#?}");
+        assert_eq!(created[0]["metadata"]["name"], "test-ns-subnet");
+        let p = pod_patches(&chains);
+        assert_eq!(p["d1"]["ovn.kubernetes.io/ip_address"], "10.16.0.2");
+        assert_eq!(p["d1"]["ovn.kubernetes.io/logical_router"], "ovn-cluster");
+        assert!(!p.contains_key("p1"), "test-ns's pods wait for its subnet");
+        // The subnet comes back (formatted): the pods get .11 and .12.
+        let mut s = created[0].clone();
+        s["metadata"]["uid"] = json!("u-s");
+        s["spec"] = formatted(
+            "test-ns-subnet",
+            "10.17.0.0/24",
+            "10.17.0.1",
+            &["10.17.0.1..10.17.0.10"],
+            json!({"namespaces": ["test-ns"]}),
+        )["spec"]
+            .clone();
+        core.observe(Event::Apply(Kind::Subnet, s));
+        let chains = core.reconcile("t");
+        let p = pod_patches(&chains);
+        let mut ips: Vec<&str> = ["p1", "p2"]
+            .iter()
+            .map(|n| p[*n]["ovn.kubernetes.io/ip_address"].as_str().unwrap())
+            .collect();
+        ips.sort();
+        assert_eq!(ips, ["10.17.0.11", "10.17.0.12"]);
+        assert_eq!(p["p1"]["ovn.kubernetes.io/cidr"], "10.17.0.0/24");
+        assert_eq!(p["p1"]["ovn.kubernetes.io/gateway"], "10.17.0.1");
+        assert_eq!(
+            p["p1"]["ovn.kubernetes.io/logical_switch"],
+            "test-ns-subnet"
+        );
+        assert_eq!(p["p1"]["ovn.kubernetes.io/allocated"], "true");
+        assert_eq!(p["p1"]["ovn.kubernetes.io/routed"], "true");
+        // Each pod's IP object is written before its annotations.
+        let c = chains
+            .iter()
+            .find(|c| c.key == Key::Pod("test-ns".into(), "p1".into()))
+            .unwrap();
+        assert!(
+            matches!(&c.writes[0], Write::Ip { object } if object["metadata"]["name"] == "p1.test-ns")
+        );
+    }
+
+    #[test]
+    fn a_restarted_controller_rebuilds_and_reallocates_nothing() {
+        let held = pod_obj(
+            "default",
+            "a",
+            json!({"ovn.kubernetes.io/allocated": "true",
+            "ovn.kubernetes.io/ip_address": "10.16.0.2", "ovn.kubernetes.io/mac_address": "02:00:00:00:00:02",
+            "ovn.kubernetes.io/logical_switch": "ovn-default"}),
+        );
+        // Allocated by a leader that died before annotating: only its IP object says so.
+        let ip_only = json!({"metadata": {"name": "b.default"}, "spec": {"podName": "b",
+            "namespace": "default", "subnet": "ovn-default", "v4IpAddress": "10.16.0.3",
+            "macAddress": "02:00:00:00:00:03", "nodeName": "n1"}});
+        let mut core = cluster(vec![
+            (
+                Kind::Pod,
+                vec![
+                    held,
+                    pod_obj("default", "b", json!({})),
+                    pod_obj("default", "c", json!({})),
+                ],
+            ),
+            (Kind::Ip, vec![ip_only]),
+        ]);
+        let chains = core.reconcile("t");
+        let p = pod_patches(&chains);
+        assert!(!p.contains_key("a"));
+        assert_eq!(p["b"]["ovn.kubernetes.io/ip_address"], "10.16.0.3");
+        assert_eq!(p["b"]["ovn.kubernetes.io/mac_address"], "02:00:00:00:00:03");
+        assert_eq!(p["c"]["ovn.kubernetes.io/ip_address"], "10.16.0.4");
+    }
+
+    #[test]
+    fn bad_input_is_a_warning_on_the_pod_and_the_rest_is_served() {
+        let mut core = cluster(vec![(
+            Kind::Pod,
+            vec![
+                pod_obj(
+                    "default",
+                    "outside",
+                    json!({"ovn.kubernetes.io/ip_address": "10.99.0.5"}),
+                ),
+                pod_obj(
+                    "default",
+                    "pool",
+                    json!({"ovn.kubernetes.io/ip_pool": "10.16.0.50,x"}),
+                ),
+                pod_obj(
+                    "default",
+                    "s1",
+                    json!({"ovn.kubernetes.io/ip_address": "10.16.0.1"}),
+                ),
+                pod_obj("default", "ok", json!({})),
+            ],
+        )]);
+        let chains = core.reconcile("t");
+        let p = pod_patches(&chains);
+        assert_eq!(
+            p.keys().collect::<Vec<_>>(),
+            ["ok", "s1"],
+            "a static address may be excluded"
+        );
+        assert_eq!(p["s1"]["ovn.kubernetes.io/ip_address"], "10.16.0.1");
+        let ev: BTreeMap<String, String> = events(&chains).into_iter().collect();
+        assert_eq!(
+            ev["outside"],
+            "10.99.0.5 is not in subnet ovn-default (10.16.0.0/16)"
+        );
+        assert_eq!(
+            ev["pool"],
+            "ovn.kubernetes.io/ip_pool 10.16.0.50,x: x is not a valid IP address"
+        );
+        // The same address asked for again: in use.
+        core.observe(Event::Apply(
+            Kind::Pod,
+            pod_obj(
+                "default",
+                "s2",
+                json!({"ovn.kubernetes.io/ip_address": "10.16.0.1"}),
+            ),
+        ));
+        let chains = core.reconcile("t");
+        assert_eq!(
+            events(&chains),
+            [(
+                "s2".into(),
+                "10.16.0.1 is already used by s1.default".into()
+            )]
+        );
+        // Reported once.
+        core.observe(Event::Apply(
+            Kind::Pod,
+            pod_obj(
+                "default",
+                "s2",
+                json!({"ovn.kubernetes.io/ip_address": "10.16.0.1"}),
+            ),
+        ));
+        assert!(events(&core.reconcile("t")).is_empty());
+    }
+
+    #[test]
+    fn nodes_get_join_addresses_and_subnets_their_status() {
+        let node = json!({"metadata": {"name": "n1", "uid": "u-n1"}, "status": {"addresses": [
+            {"type": "InternalIP", "address": "172.18.0.2"}]}});
+        let mut core = cluster(vec![(Kind::Node, vec![node])]);
+        let chains = core.reconcile("2026-01-01T00:00:00Z");
+        let node_patch = chains
+            .iter()
+            .flat_map(|c| &c.writes)
+            .find_map(|w| match w {
+                Write::Patch {
+                    kind: Kind::Node,
+                    patch,
+                    ..
+                } => Some(patch["metadata"]["annotations"].clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            node_patch,
+            json!({"ovn.kubernetes.io/allocated": "true",
+            "ovn.kubernetes.io/ip_address": "100.64.0.2",
+            "ovn.kubernetes.io/mac_address": node_patch["ovn.kubernetes.io/mac_address"],
+            "ovn.kubernetes.io/cidr": "100.64.0.0/16", "ovn.kubernetes.io/gateway": "100.64.0.1",
+            "ovn.kubernetes.io/logical_switch": "join", "ovn.kubernetes.io/port_name": "node-n1"})
+        );
+        let join_status = chains
+            .iter()
+            .flat_map(|c| &c.writes)
+            .find_map(|w| match w {
+                Write::Status { name, patch } if name == "join" => Some(patch.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(join_status["status"]["v4usingIPs"], 1, "{join_status:#}");
+        assert_eq!(join_status["status"]["v4availableIPs"], 65533 - 1);
     }
 }
