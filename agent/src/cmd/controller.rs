@@ -263,6 +263,7 @@ fn init_logs() {
         )
         .with_target(false)
         .with_ansi(false)
+        .with_writer(std::io::stderr)
         .try_init();
 }
 

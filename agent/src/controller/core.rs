@@ -525,7 +525,7 @@ impl Core {
                 recorded.push((ip.name.clone(), ip.subnet.clone(), addr, ip.mac));
             }
         }
-        for p in self.pods.values() {
+        for p in self.pods.values().filter(|p| p.alive) {
             if let Some((subnet, ip, mac)) = p.allocated() {
                 recorded.push((p.owner(), subnet, ip, mac));
             }
@@ -941,7 +941,12 @@ impl Core {
     fn pod(&mut self, ns: &str, name: &str) -> Vec<Write> {
         let key = Key::Pod(ns.into(), name.into());
         let owner = format!("{name}.{ns}");
-        let Some(p) = self.pods.get(&(ns.to_string(), name.to_string())).cloned() else {
+        let pod = self
+            .pods
+            .get(&(ns.to_string(), name.to_string()))
+            .filter(|p| p.alive)
+            .cloned();
+        let Some(p) = pod else {
             // Gone: its address and IP object go too.
             self.release(&owner);
             self.sent_pods.remove(&owner);
@@ -1104,7 +1109,8 @@ impl Core {
         }
         if self
             .pods
-            .contains_key(&(ip.namespace.clone(), ip.pod.clone()))
+            .get(&(ip.namespace.clone(), ip.pod.clone()))
+            .is_some_and(|p| p.alive)
         {
             return Vec::new();
         }

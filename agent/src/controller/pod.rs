@@ -55,6 +55,9 @@ pub struct PodView {
     pub host_network: bool,
     /// Owned by a StatefulSet (its name ends in the ordinal).
     pub statefulset: bool,
+    /// Not Succeeded or Failed: a finished pod's address is given back (Kube-OVN's
+    /// `isPodAlive`).
+    pub alive: bool,
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -77,6 +80,7 @@ impl PodView {
                 .unwrap_or(false),
             statefulset: owners
                 .is_some_and(|a| a.iter().any(|r| str_at(r, "/kind") == "StatefulSet")),
+            alive: !matches!(str_at(o, "/status/phase"), "Succeeded" | "Failed"),
             annotations: ovn_annotations(o),
         }
     }
