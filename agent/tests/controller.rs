@@ -460,7 +460,7 @@ fn the_controller_allocates_as_kube_ovn_and_a_restart_reallocates_nothing() {
 #[test]
 fn leader_failover_gives_no_address_twice() {
     let (cluster, kubeconfig) = setup();
-    let mut controllers = vec![
+    let mut controllers = [
         Controller::start(&cluster, &kubeconfig, "c1"),
         Controller::start(&cluster, &kubeconfig, "c2"),
     ];

@@ -416,7 +416,7 @@ impl Core {
             Key::Pod(ns, n) => self
                 .pods
                 .get(&(ns.clone(), n.clone()))
-                .map_or(true, |p| p.allocated().is_some()),
+                .is_none_or(|p| p.allocated().is_some()),
             _ => false,
         });
         // Subnets last: their status counts what this round allocated.
