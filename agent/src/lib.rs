@@ -20,10 +20,13 @@
 //!   networks, the node port).
 //! * [`ovsdb`], [`sys`]: I/O clients with no policy (OVSDB JSON-RPC, rtnetlink).
 //! * [`observe`]: metrics and the HTTP endpoints.
+//! * [`controller`]: `kovs-agent controller`, the cluster's one allocator of addresses
+//!   (Kube-OVN's controller contract: annotations, IP objects, subnet status), a Deployment.
 //! * [`cmd`]: one module per subcommand: arguments to a configuration to a library call.
 
 pub mod cmd;
 pub mod cni;
+pub mod controller;
 pub mod daemon;
 pub mod observe;
 /// The OVSDB client, its own crate (`agent/ovsdb`).

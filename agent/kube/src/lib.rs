@@ -13,9 +13,13 @@
 //! * [`watch`]: the watch set, reconnection, connectivity.
 //! * [`batch`]: inputs into compiler changes; relists diffed against what the compiler holds.
 //! * [`writer`]: this node's provider-network labels, and Events.
+//! * [`control`], [`lease`]: the controller's edge (whole objects in, its writes out) and its
+//!   leader election (`kovs-agent controller`).
 
 pub mod batch;
+pub mod control;
 pub mod lean;
+pub mod lease;
 pub mod watch;
 pub mod writer;
 

@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use clap::{Parser, Subcommand};
 
 pub mod compile;
+pub mod controller;
 pub mod flows;
 pub mod install_cni;
 pub mod run;
@@ -72,6 +73,7 @@ pub enum Command {
     #[command(name = "install-cni")]
     InstallCni(install_cni::InstallCniArgs),
     Flows(flows::FlowsArgs),
+    Controller(controller::ControllerArgs),
 }
 
 /// `kovs-agent`'s entry point: `argv` starts with the program name; returns the exit code.
@@ -82,6 +84,7 @@ pub fn main(argv: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 
             Command::Compile(a) => compile::run(a),
             Command::InstallCni(a) => install_cni::run(a),
             Command::Flows(a) => flows::run(a),
+            Command::Controller(a) => controller::run(a),
         },
         Err(code) => code,
     }
