@@ -23,6 +23,7 @@ installed busybox-static                || need+=(busybox-static)
 command -v openssl >/dev/null 2>&1      || need+=(openssl)
 # scripts/image.sh: an OCI image from scratch without a daemon or registry (podman runs it).
 command -v buildah >/dev/null 2>&1      || need+=(buildah)
+command -v readelf >/dev/null 2>&1      || need+=(binutils)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
