@@ -9,22 +9,24 @@
 # and nothing else: the agent runs no other program (no ovs-vsctl, no ip; it speaks OVSDB,
 # OpenFlow and netlink itself).
 #
-#   scripts/image.sh [--profile release|dev] [--out FILE] [--tag TAG]
+#   scripts/image.sh [--profile release|dev] [--agent PATH] [--out FILE] [--tag TAG]
 #     --profile  cargo profile of the binaries (default release; dev builds faster, for tests)
+#     --agent    take this kovs-agent binary instead of building one (the tests pass cargo's)
 #     --out      the OCI archive to write (default target/image/kovs-agent-TAG.oci.tar)
 #     --tag      image tag (default: the version kovs-agent --version prints)
-# Prints the archive's path. Load it with `podman load -i FILE`, or into a node's containerd
+# Relative paths are the repository root's. Prints the archive's path. Load it with `podman load -i FILE`, or into a node's containerd
 # with `ctr -n k8s.io images import FILE`; its name is localhost/kovs-agent:TAG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-profile=release out="" tag=""
+profile=release agent="" out="" tag=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile="$2"; shift 2 ;;
+    --agent) agent="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --tag) tag="$2"; shift 2 ;;
-    *) echo "usage: $0 [--profile release|dev] [--out FILE] [--tag TAG]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--profile release|dev] [--agent PATH] [--out FILE] [--tag TAG]" >&2; exit 2 ;;
   esac
 done
 case "$profile" in
@@ -37,13 +39,17 @@ done
 
 dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
 target=$(rustc -vV | sed -n 's/^host: //p')
-echo "image.sh: building kovs-agent and kovs-cni ($profile)" >&2
-cargo build -q --profile "$profile" -p kovs-agent --bin kovs-agent >&2
+if [ -z "$agent" ]; then
+  echo "image.sh: building kovs-agent ($profile)" >&2
+  cargo build -q --profile "$profile" -p kovs-agent --bin kovs-agent >&2
+  agent="target/$dir/kovs-agent"
+fi
+[ -x "$agent" ] || { echo "image.sh: --agent $agent: not an executable" >&2; exit 1; }
+echo "image.sh: building kovs-cni, statically linked ($profile)" >&2
 # The plugin static: with an explicit --target the flag reaches only the target's artifacts
 # (not build scripts or proc macros), and the build lands in target/$target/.
 env "CARGO_TARGET_$(echo "$target" | tr 'a-z-' 'A-Z_')_RUSTFLAGS=-C target-feature=+crt-static" \
   cargo build -q --profile "$profile" --target "$target" -p kovs-cni --bin kovs-cni >&2
-agent="target/$dir/kovs-agent"
 cni="target/$target/$dir/kovs-cni"
 if readelf -d "$cni" | grep -q NEEDED; then
   echo "image.sh: $cni is not statically linked:" >&2
