@@ -14,9 +14,10 @@
 #     --agent    take this kovs-agent binary instead of building one (the tests pass cargo's)
 #     --out      the OCI archive to write (default target/image/kovs-agent-TAG.oci.tar)
 #     --tag      image tag (default: the version kovs-agent --version prints)
-# Relative paths are the repository root's. Prints the archive's path. Measured on 2 shared
-# cores: a cold release build 9 min wall (fat LTO; the image is 12 MB); buildah itself ~1 s. Load it with `podman load -i FILE`, or into a node's containerd
-# with `ctr -n k8s.io images import FILE`; its name is localhost/kovs-agent:TAG.
+# Relative paths are the repository root's. Prints the archive's path. Load it with
+# `podman load -i FILE`, or into a node's containerd with `ctr -n k8s.io images import FILE`;
+# its name is localhost/kovs-agent:TAG. Measured on 2 shared cores: a cold release build takes
+# 9 min wall (fat LTO; the image is 12 MB), buildah itself about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
