@@ -21,6 +21,9 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok instal
 installed busybox-static                || need+=(busybox-static)
 # The private control plane's certificates and service-account key (tests/src/kube.rs).
 command -v openssl >/dev/null 2>&1      || need+=(openssl)
+# scripts/image.sh: an OCI image from scratch without a daemon or registry (podman runs it).
+command -v buildah >/dev/null 2>&1      || need+=(buildah)
+command -v readelf >/dev/null 2>&1      || need+=(binutils)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
@@ -51,3 +54,6 @@ fi
 
 # cargo-fuzz for scripts/fuzz.sh: built once per machine, cached.
 "$(dirname "$0")/cargo-fuzz.sh" >/dev/null
+
+# helm for the chart's tests (tests/tests/kube_deploy.rs): built once per machine, cached.
+"$(dirname "$0")/helm.sh" >/dev/null

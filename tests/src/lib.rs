@@ -3,12 +3,14 @@
 //! [`OvsSandbox`] runs a private ovsdb-server and ovs-vswitchd (userspace datapath) in a temp
 //! dir and, by default, its own network namespace, so tests run in parallel and never touch
 //! the system's OVS. [`Netns`], [`ip`] and [`unique_name`] build the hosts around it.
-//! [`KubeCluster`] is a private etcd + kube-apiserver for the Kubernetes layer's tests.
+//! [`KubeCluster`] is a private etcd + kube-apiserver for the Kubernetes layer's tests;
+//! [`deploy`] runs the real helm and reads manifests as objects.
 //! Everything is cleaned up on drop; [`cleanup_stale`] removes what killed test processes left.
 
 pub mod agent;
 pub mod cni;
 mod forward;
+pub mod deploy;
 pub mod kube;
 mod names;
 mod netns;
