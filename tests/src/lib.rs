@@ -9,8 +9,8 @@
 
 pub mod agent;
 pub mod cni;
-mod forward;
 pub mod deploy;
+mod forward;
 pub mod kube;
 mod names;
 mod netns;
