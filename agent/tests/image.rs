@@ -165,7 +165,12 @@ fn the_image_runs_install_cni_and_the_agent_as_the_daemonset_does() {
     let sb = OvsSandbox::start(SandboxOptions::default()).expect("ovs sandbox");
     let netns = sb.netns().expect("the sandbox's netns").to_owned();
     let work = sb.dir().join("image-test");
-    let podman = Podman::new(work.join("podman"));
+    // Not under the sandbox: podman refuses a run root longer than 50 characters, and the
+    // sandbox's path grows with the checkout's.
+    let podman = Podman::new(PathBuf::from(format!(
+        "/tmp/kovs-pm-{}",
+        std::process::id()
+    )));
 
     // Build (dev binaries: the agent cargo built for this test, a static kovs-cni) and load.
     let archive = work.join("kovs-agent.oci.tar");
